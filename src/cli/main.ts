@@ -1,0 +1,120 @@
+// The kdumpsim command line. Exit codes: 0 success (or the expected
+// verdict), 1 a run or check that did not come out as expected, 2 bad usage
+// or input.
+
+import { writeSync } from 'node:fs';
+import { Command, CommanderError } from '@commander-js/extra-typings';
+import { isInputError, UsageError } from '../util/errors.js';
+import { loadScenarioFile } from '../scenario/load.js';
+import { runScenario } from '../scenario/run.js';
+import { renderRunText } from '../report/text.js';
+import { runDemo } from './demo.js';
+import { vmcoreInfo, vmcoreRead, vmcoreVerify } from './vmcore-commands.js';
+import { progressBar } from './progress.js';
+import { scenarioJsonSchema } from '../scenario/schema.js';
+
+function out(s: string | Uint8Array): void {
+  const b = typeof s === 'string' ? Buffer.from(s) : s;
+  let off = 0;
+  while (off < b.length) {
+    try {
+      off += writeSync(1, b, off, b.length - off);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') continue;
+      if ((e as NodeJS.ErrnoException).code === 'EPIPE') return;
+      throw e;
+    }
+  }
+}
+
+const useColor = (): boolean => process.stdout.isTTY && process.env['NO_COLOR'] === undefined;
+
+function parseSeed(v: string): number {
+  if (!/^\d+$/.test(v)) throw new UsageError(`Cannot use --seed "${v}": expected a non-negative integer`);
+  return Number(v);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('kdumpsim')
+    .description('Simulate Linux kexec/kdump on x86 machines with memory encryption and IOMMUs, and inspect real vmcores.')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  program.command('demo')
+    .description('run the built-in story: a kdump that saves a verified vmcore, then the same crash with a corrupted capture kernel')
+    .action(() => {
+      process.exitCode = runDemo(out, useColor());
+    });
+
+  program.command('run')
+    .description('run a scenario: boot, panic, capture, and check every page against ground truth')
+    .argument('<scenario>', 'scenario YAML file (see scenarios/ and schema/scenario.schema.json)')
+    .option('--json', 'print the RunResult as JSON on stdout')
+    .option('--vmcore <path>', 'save the capture kernel\'s vmcore (ELF) here')
+    .option('--truth <path>', 'write the ground-truth manifest here, for `kdumpsim vmcore verify`')
+    .option('--seed <n>', 'override the scenario\'s seed', parseSeed)
+    .option('--full-logs', 'print every kernel log line, not only the key ones')
+    .addHelpText('after', '\nExit status: 0 when the verdict matches the scenario\'s expect (or it has none), 1 when not, 2 on bad input.\n\nExample:\n  kdumpsim run scenarios/plain-host.yaml --vmcore /tmp/vmcore --truth /tmp/truth.json')
+    .action((file, o) => {
+      const s = loadScenarioFile(file);
+      const bar = o.json ? undefined : progressBar('saving vmcore');
+      const r = runScenario(s, {
+        ...(o.seed === undefined ? {} : { seed: o.seed }),
+        ...(o.vmcore === undefined ? {} : { vmcorePath: o.vmcore }),
+        ...(o.truth === undefined ? {} : { truthPath: o.truth }),
+        ...(bar === undefined ? {} : { onProgress: (d: number, t: number) => bar.update(d, t) }),
+      });
+      bar?.done();
+      out(o.json ? JSON.stringify(r, null, 2) + '\n' : renderRunText(r, { color: useColor(), fullLogs: o.fullLogs === true }));
+      process.exitCode = r.expectation === null || r.expectation.met ? 0 : 1;
+    });
+
+  const vm = program.command('vmcore').description('inspect and check vmcore files (real ones too)');
+  vm.command('info')
+    .description('show the format, memory ranges, notes, CPUs and VMCOREINFO of a vmcore')
+    .argument('<file>')
+    .option('--json', 'machine-readable output')
+    .action((file, o) => out(vmcoreInfo(file, o.json === true)));
+  vm.command('read')
+    .description('read physical memory from a vmcore: raw bytes on stdout, or a hex dump')
+    .argument('<file>')
+    .requiredOption('--phys <addr>', 'physical address (0x... or decimal)')
+    .requiredOption('--size <n>', 'bytes to read (accepts K/M suffixes)')
+    .option('--hex', 'print a hex dump instead of raw bytes')
+    .action((file, o) => out(vmcoreRead(file, o.phys, o.size, o.hex === true)));
+  vm.command('verify')
+    .description('check every page a truth manifest lists; exit 0 only when all are present and equal')
+    .argument('<file>')
+    .requiredOption('--truth <manifest>', 'manifest written by `kdumpsim run --truth`')
+    .option('--json', 'machine-readable output')
+    .action((file, o) => {
+      const r = vmcoreVerify(file, o.truth, o.json === true);
+      out(r.text);
+      process.exitCode = r.ok ? 0 : 1;
+    });
+
+  program.command('schema')
+    .description('print the JSON Schema of scenario files')
+    .action(() => out(JSON.stringify(scenarioJsonSchema(), null, 2) + '\n'));
+  return program;
+}
+
+export function main(argv: string[]): void {
+  const program = buildProgram();
+  try {
+    program.parse(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version exit 0; everything else commander rejects is bad usage.
+      process.exitCode = e.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (isInputError(e)) {
+      process.stderr.write(`kdumpsim: ${e.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,10 @@
+// Public API of the dump layer: vmcore file formats, standalone.
+
+export * from './elf.js';
+export * from './elf-note.js';
+export * from './prstatus.js';
+export * from './vmcoreinfo.js';
+export * from './page-source.js';
+export * from './elf-vmcore-writer.js';
+export * from './elf-vmcore-reader.js';
+export * from './vmcore-reader.js';

@@ -1,0 +1,225 @@
+// The capture kernel: entered from purgatory on the CPU that panicked, it
+// boots inside the crash region only (its e820 from boot_params lists
+// nothing else as RAM, and its page tables map nothing else writable),
+// finds the elfcorehdr from `elfcorehdr=`, builds /proc/vmcore over the old
+// kernel's memory, and its kdump service saves the vmcore.
+
+import type { Machine } from '../platform/machine.js';
+import type { Cpu } from '../platform/cpu/cpu.js';
+import type { Requester } from '../platform/memory-controller.js';
+import { e820End } from '../platform/e820.js';
+import { NS_PER_MS } from '../platform/clock.js';
+import { decodeElfHeader, decodeProgramHeader, EHDR_SIZE, PHDR_SIZE, PT_LOAD, PT_NOTE, ET_CORE, EM_X86_64 } from '../dump/elf.js';
+import { decodeNotes, encodeNotes } from '../dump/elf-note.js';
+import type { ElfLoadSpec } from '../dump/elf-vmcore-writer.js';
+import { writeElfVmcore } from '../dump/elf-vmcore-writer.js';
+import { VmcoreFormatError } from '../util/errors.js';
+import { KernelLog } from './dmesg.js';
+import type { KernelProfile } from './profile.js';
+import { Cmdline } from './cmdline.js';
+import { Memblock } from './memblock.js';
+import { PageTableBuilder } from './page-table-builder.js';
+import { decodeBootParams, BOOT_PARAMS_SIZE } from './boot-params.js';
+import { e820Line } from './first-kernel.js';
+import { PAGE_OFFSET, alignDown, alignUp } from './layout.js';
+import { ProcVmcore, type OldMemoryMapping } from './proc-vmcore.js';
+
+export interface CaptureEnvironment {
+  /** Where the kdump service saves the vmcore; without a path it reads /proc/vmcore through and keeps nothing. */
+  vmcorePath?: string;
+  /** Memory the capture kernel and its initramfs need to run the dump, bytes. */
+  minMemory: number;
+  onBoot?: (ck: CrashKernel) => void;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export type CrashKernelOutcome =
+  | { state: 'booting' }
+  | { state: 'panicked'; message: string }
+  | { state: 'no-vmcore'; reason: string }
+  | { state: 'saved'; vmcore: ProcVmcore; file?: { path: string; size: number; bytesWritten: number } };
+
+/** The physical address of an elfcorehdr= value ("0x1234" or "1234K", as kexec-tools writes it). */
+export function parseElfcorehdr(v: string): number | undefined {
+  const m = /^(0x[0-9a-f]+|\d+)([KkMm]?)$/.exec(v.split('@').pop() ?? '');
+  if (!m || m[1] === undefined) return undefined;
+  const n = Number(m[1]);
+  return m[2] === 'K' || m[2] === 'k' ? n * 1024 : m[2] === 'M' || m[2] === 'm' ? n * 2 ** 20 : n;
+}
+
+export class CrashKernel {
+  readonly machine: Machine;
+  readonly profile: KernelProfile;
+  readonly cpu: Cpu;
+  readonly env: CaptureEnvironment;
+  readonly log: KernelLog;
+  readonly who: Requester;
+  cmdline = new Cmdline('');
+  memblock: Memblock | undefined;
+  outcome: CrashKernelOutcome = { state: 'booting' };
+  vmcore: ProcVmcore | undefined;
+
+  constructor(machine: Machine, profile: KernelProfile, cpu: Cpu, env: CaptureEnvironment) {
+    this.machine = machine;
+    this.profile = profile;
+    this.cpu = cpu;
+    this.env = env;
+    this.log = new KernelLog(machine.clock);
+    this.who = { kind: 'cpu', id: cpu.id };
+  }
+
+  step(detail: string, data?: Record<string, number | string | boolean>): void {
+    this.machine.trace.record('crash-kernel', 'step', detail, data);
+  }
+
+  boot(): void {
+    const m = this.machine;
+    this.env.onBoot?.(this);
+    const bpPa = Number(this.cpu.regs.rsi);
+    const bpBytes = new Uint8Array(BOOT_PARAMS_SIZE);
+    m.mc.read(bpPa, bpBytes);
+    const bp = decodeBootParams(bpBytes);
+    if (!bp.ok) {
+      this.#hang(`capture kernel found no usable boot_params at 0x${bpPa.toString(16)}: ${bp.reason}`);
+      return;
+    }
+    const cmd = new Uint8Array(Math.min(bp.cmdlineLength, 4096));
+    m.mc.read(bp.cmdlinePa, cmd);
+    this.cmdline = new Cmdline(new TextDecoder().decode(cmd).replace(/\0.*$/s, ''));
+    this.log.printk(this.profile.banner);
+    this.log.printk(`Command line: ${this.cmdline.raw}`);
+    this.log.printk('BIOS-provided physical RAM map:');
+    for (const e of bp.e820) this.log.printk(e820Line(e));
+    this.step(`capture kernel ${this.profile.release} started on CPU ${this.cpu.id}`);
+
+    const usable = bp.e820.filter((e) => e.type === 'usable').map((e) => ({ start: alignUp(e.addr, 4096), end: alignDown(e820End(e), 4096) }));
+    const mb = new Memblock(usable);
+    this.memblock = mb;
+    mb.reserve(0, Math.min(0x100000, mb.freeRanges[0]?.end ?? 0)); // the first MiB stays untouched, as in any x86 kernel
+    const kernelStart = alignDown(Number(this.cpu.regs.rip), 2 ** 21);
+    mb.reserve(kernelStart, 8 * 2 ** 20);
+
+    // Its own page tables, in its own memory; the direct map covers only what its e820 calls RAM.
+    const root = this.#allocPage();
+    const pt = new PageTableBuilder(m.mc, root, () => this.#allocPage(), this.who);
+    for (const r of usable) pt.map(PAGE_OFFSET + BigInt(r.start), r.start, r.end - r.start, { writable: true, global: true });
+    this.cpu.cr3 = root;
+    m.clock.advance(300 * NS_PER_MS);
+    this.log.printk('smp: Bringing up secondary CPUs ...');
+    this.log.printk('smp: Brought up 1 node, 1 CPU');
+
+    const available = mb.freeRanges.reduce((n, r) => n + (r.end - r.start), 0);
+    this.log.printk(`Memory: ${Math.floor(available / 1024)}K/${Math.floor(mb.total / 1024)}K available`);
+    if (available < this.env.minMemory) {
+      m.clock.advance(900 * NS_PER_MS);
+      this.log.printk('Out of memory and no killable processes...');
+      this.#panic('System is deadlocked on memory');
+      this.step(`capture kernel has ${available >> 20} MiB, its initramfs needs ${this.env.minMemory >> 20} MiB: out of memory`);
+      return;
+    }
+
+    const hdrArg = this.cmdline.get('elfcorehdr');
+    const hdrPa = typeof hdrArg === 'string' ? parseElfcorehdr(hdrArg) : undefined;
+    if (hdrPa === undefined) {
+      this.outcome = { state: 'no-vmcore', reason: 'no elfcorehdr= on the command line: not a kdump kernel' };
+      this.step('no elfcorehdr=: /proc/vmcore is not created');
+      return;
+    }
+    m.clock.advance(500 * NS_PER_MS);
+    const vmcore = this.#vmcoreInit(hdrPa);
+    if (vmcore === undefined) return;
+    this.vmcore = vmcore;
+    m.clock.advance(400 * NS_PER_MS);
+    this.#saveVmcore(vmcore);
+  }
+
+  #allocPage(): number {
+    const pa = this.memblock?.alloc(4096, 4096);
+    if (pa === undefined) throw new Error('BUG: capture kernel out of boot memory');
+    this.machine.mc.zero(pa, 4096, this.who);
+    return pa;
+  }
+
+  /** vmcore_init(): parse the elfcorehdr, merge the notes, describe the PT_LOADs. */
+  #vmcoreInit(hdrPa: number): ProcVmcore | undefined {
+    const m = this.machine;
+    const ehdr = new Uint8Array(EHDR_SIZE);
+    m.mc.read(hdrPa, ehdr);
+    let phnum: number;
+    try {
+      const h = decodeElfHeader(ehdr, `elfcorehdr@0x${hdrPa.toString(16)}`);
+      if (h.type !== ET_CORE || h.machine !== EM_X86_64 || h.phnum === 0) throw new VmcoreFormatError('not an x86_64 core header', { file: 'elfcorehdr' });
+      phnum = h.phnum;
+    } catch (e) {
+      if (!(e instanceof VmcoreFormatError)) throw e;
+      this.log.printk('Warning: Core image elf header is not sane');
+      this.log.printk('Kdump: vmcore not initialized');
+      this.outcome = { state: 'no-vmcore', reason: `elfcorehdr at 0x${hdrPa.toString(16)} is not a sane ELF core header` };
+      this.step(this.outcome.reason);
+      return undefined;
+    }
+    const phBytes = new Uint8Array(phnum * PHDR_SIZE);
+    m.mc.read(hdrPa + EHDR_SIZE, phBytes);
+    const dv = new DataView(phBytes.buffer);
+    const mapping = this.#oldMemoryMapping();
+    const notes = [];
+    const loads: ElfLoadSpec[] = [];
+    let emptyNotes = 0;
+    for (let i = 0; i < phnum; i++) {
+      const p = decodeProgramHeader(dv, i * PHDR_SIZE);
+      if (p.type === PT_NOTE) {
+        const buf = new Uint8Array(Number(p.filesz));
+        m.mc.read(Number(p.offset), buf, { keyId: mapping.keyId });
+        const found = decodeNotes(buf, { file: '/proc/vmcore', offset: Number(p.offset) });
+        if (found.length === 0) {
+          emptyNotes++;
+          this.log.printk('Warning: Zero PT_NOTE entries found');
+        }
+        notes.push(...found);
+      } else if (p.type === PT_LOAD) {
+        loads.push({ paddr: Number(p.paddr), vaddr: p.vaddr, memsz: Number(p.memsz), flags: p.flags });
+      }
+    }
+    const merged = encodeNotes(notes);
+    this.step(`/proc/vmcore: ${notes.length} notes${emptyNotes ? ` (${emptyNotes} CPU buffers empty)` : ''}, ${loads.length} PT_LOADs; old memory mapped ${mapping.why}`,
+      { notes: notes.length, loads: loads.length, keyId: mapping.keyId });
+    return new ProcVmcore(m, merged, loads, mapping);
+  }
+
+  /** How copy_oldmem_page maps old memory in this kernel. */
+  #oldMemoryMapping(): OldMemoryMapping {
+    return { keyId: 0, why: 'unencrypted (ioremap_cache)' };
+  }
+
+  /** The kdump service in the initramfs: cp /proc/vmcore to its target. */
+  #saveVmcore(vmcore: ProcVmcore): void {
+    const m = this.machine;
+    vmcore.beginCopy();
+    let file: { path: string; size: number; bytesWritten: number } | undefined;
+    if (this.env.vmcorePath !== undefined) {
+      const spec = this.env.onProgress === undefined
+        ? { notes: vmcore.notes, loads: vmcore.loads, source: vmcore }
+        : { notes: vmcore.notes, loads: vmcore.loads, source: vmcore, onProgress: this.env.onProgress };
+      const r = writeElfVmcore(this.env.vmcorePath, spec);
+      file = { path: this.env.vmcorePath, size: r.fileSize, bytesWritten: r.bytesWritten };
+    } else {
+      vmcore.readAll();
+    }
+    vmcore.endCopy();
+    const secs = (vmcore.record.endNs - vmcore.record.startNs) / 1e9;
+    this.step(`kdump service copied /proc/vmcore (${vmcore.totalBytes} bytes) in ${secs.toFixed(3)} s${file ? ` to ${file.path}` : ''}`);
+    this.outcome = file === undefined ? { state: 'saved', vmcore } : { state: 'saved', vmcore, file };
+    m.clock.advance(200 * NS_PER_MS);
+    this.log.printk('reboot: Restarting system');
+  }
+
+  #panic(message: string): void {
+    this.log.printk(`Kernel panic - not syncing: ${message}`);
+    this.outcome = { state: 'panicked', message };
+  }
+
+  #hang(reason: string): void {
+    this.step(reason);
+    this.outcome = { state: 'no-vmcore', reason };
+  }
+}

@@ -1,0 +1,216 @@
+// The first (production) kernel: boots on the machine, reserves the crash
+// region, builds its page tables and memory map, brings up the APs, starts
+// its drivers and runs a workload. kexec loading and the panic path live in
+// their own files and act on this object.
+
+import type { Machine } from '../platform/machine.js';
+import type { Requester } from '../platform/memory-controller.js';
+import { e820End, type E820Entry } from '../platform/e820.js';
+import { deliverInit, deliverSipi } from '../platform/cpu/ipi.js';
+import type { Cpu } from '../platform/cpu/cpu.js';
+import { NS_PER_MS } from '../platform/clock.js';
+import { hexPad } from '../util/hex.js';
+import { Cmdline } from './cmdline.js';
+import { KernelLog } from './dmesg.js';
+import type { KernelProfile } from './profile.js';
+import { Memblock, type Range } from './memblock.js';
+import { KernelImage } from './kernel-image.js';
+import { PageTableBuilder } from './page-table-builder.js';
+import { MemMap } from './mem-map.js';
+import { KERNEL_PHYS_START, PAGE_OFFSET, START_KERNEL_MAP, alignDown, alignUp } from './layout.js';
+import { reserveCrashRegion } from './crash-reservation.js';
+import { buildVmcoreinfo, writeVmcoreinfoNote } from './vmcoreinfo-export.js';
+import type { VmcoreInfo } from '../dump/vmcoreinfo.js';
+import { CRASH_NOTE_BYTES } from './crash-notes.js';
+import { RxNicDriver } from './drivers/rx-nic-driver.js';
+import type { KexecImage } from './kexec-file-load.js';
+
+/** A buffer the kernel handed to a device for DMA. */
+export interface DmaMapping {
+  device: string;
+  pa: number;
+  length: number;
+  purpose: string;
+}
+
+export interface FirstKernelConfig {
+  profile: KernelProfile;
+  cmdline: string;
+  seed: number;
+  nic: { ringEntries: number; bufferBytes: number; pollIntervalNs: number };
+}
+
+export type BootOutcome = { ok: true } | { ok: false; reason: string };
+
+/** Where the real-mode trampoline sits: below 1 MiB, page aligned, as SIPI needs. */
+export const TRAMPOLINE_PA = 0x99000;
+
+export function e820Line(e: E820Entry): string {
+  return `BIOS-e820: [mem 0x${hexPad(e.addr, 16)}-0x${hexPad(e820End(e) - 1, 16)}] ${e.type}`;
+}
+
+export class FirstKernel {
+  readonly machine: Machine;
+  readonly config: FirstKernelConfig;
+  readonly profile: KernelProfile;
+  readonly log: KernelLog;
+  readonly cmdline: Cmdline;
+  readonly image: KernelImage;
+  readonly who: Requester = { kind: 'cpu', id: 0 };
+  memblock!: Memblock;
+  pageTables!: PageTableBuilder;
+  memMap!: MemMap;
+  vmcoreinfo!: VmcoreInfo;
+  crashRegion: Range | undefined;
+  crashLowRegion: Range | undefined;
+  /** Physical address of each CPU's crash_notes buffer. */
+  crashNotes: number[] = [];
+  readonly dmaMappings: DmaMapping[] = [];
+  readonly drivers: RxNicDriver[] = [];
+  /** Set once the kernel stops scheduling work (panic). */
+  running = false;
+  kexecImage: KexecImage | undefined;
+
+  constructor(machine: Machine, config: FirstKernelConfig) {
+    this.machine = machine;
+    this.config = config;
+    this.profile = config.profile;
+    this.log = new KernelLog(machine.clock);
+    this.cmdline = new Cmdline(config.cmdline);
+    this.image = new KernelImage(KERNEL_PHYS_START);
+  }
+
+  /** A milestone of the causal story, recorded in the hardware trace. */
+  step(detail: string, data?: Record<string, number | string | boolean>): void {
+    this.machine.trace.record('kernel', 'step', detail, data);
+  }
+
+  boot(): BootOutcome {
+    const m = this.machine;
+    const clock = m.clock;
+    this.log.printk(this.profile.banner);
+    this.log.printk(`Command line: ${this.cmdline.raw}`);
+    this.log.printk('BIOS-provided physical RAM map:');
+    for (const e of m.e820) this.log.printk(e820Line(e));
+
+    // memblock: usable RAM minus the first MiB (reserved for BIOS and real-mode code) and the image.
+    this.memblock = new Memblock(m.e820.filter((e) => e.type === 'usable').map((e) => ({ start: alignUp(e.addr, 4096), end: alignDown(e820End(e), 4096) })));
+    this.memblock.reserve(0, Math.min(0x100000, this.memblock.freeRanges[0]?.end ?? 0));
+    if (!this.memblock.reserve(this.image.base, this.image.size)) {
+      return { ok: false, reason: `kernel image at 0x${this.image.base.toString(16)} does not fit in usable memory` };
+    }
+    this.image.load(m.mc, this.who, this.profile.release, this.profile.banner, this.config.seed);
+    clock.advance(4 * NS_PER_MS);
+
+    this.#buildPageTables();
+    this.crashRegion = undefined;
+    const res = reserveCrashRegion(this);
+    if (res.region) this.crashRegion = res.region;
+    if (res.lowRegion) this.crashLowRegion = res.lowRegion;
+
+    const maxPfn = Math.floor(m.dram.size / 4096);
+    const mmBytes = MemMap.bytesFor(maxPfn);
+    const mmBase = this.memblock.alloc(mmBytes, 2 ** 21);
+    if (mmBase === undefined) return { ok: false, reason: `cannot allocate the memory map (${mmBytes} bytes)` };
+    this.memMap = new MemMap(mmBase, maxPfn);
+    this.#writePointer(this.image.pa('mem_map'), this.memMap.va);
+    this.memMap.describe(m.mc, this.who, this.image.base / 4096, this.image.size / 4096, 'kernel');
+
+    this.vmcoreinfo = buildVmcoreinfo({ release: this.profile.release, image: this.image, smeMask: 0n });
+    writeVmcoreinfoNote(m.mc, this.who, this.image, this.vmcoreinfo);
+
+    const notesBytes = alignUp(m.cpus.length * CRASH_NOTE_BYTES, 4096);
+    const notesBase = this.memblock.alloc(notesBytes, 4096);
+    if (notesBase === undefined) return { ok: false, reason: 'cannot allocate crash_notes' };
+    m.mc.zero(notesBase, notesBytes, this.who);
+    this.crashNotes = m.cpus.map((_, i) => notesBase + i * CRASH_NOTE_BYTES);
+    this.memMap.describe(m.mc, this.who, notesBase / 4096, notesBytes / 4096, 'slab');
+
+    this.running = true;
+    m.bsp.nmiHandler = (cpu) => this.#nmi(cpu);
+    clock.advance(120 * NS_PER_MS);
+    this.#bringUpAps();
+
+    clock.advance(600 * NS_PER_MS);
+    for (const nic of m.nics) {
+      const drv = new RxNicDriver(this, nic);
+      drv.probe();
+      this.drivers.push(drv);
+    }
+    clock.advance(900 * NS_PER_MS);
+    this.log.printk('Run /sbin/init as init process');
+    this.step(`first kernel ${this.profile.release} booted on ${m.cpus.length} CPUs`);
+    return { ok: true };
+  }
+
+  /** Allocates a zeroed page from memblock for kernel use (page tables, buffers). */
+  allocPage(): number {
+    const pa = this.memblock.alloc(4096, 4096);
+    if (pa === undefined) throw new Error('BUG: out of boot memory');
+    this.machine.mc.zero(pa, 4096, this.who);
+    return pa;
+  }
+
+  #buildPageTables(): void {
+    const m = this.machine;
+    const root = this.image.pa('init_top_pgt');
+    m.mc.zero(root, 4096, this.who);
+    this.pageTables = new PageTableBuilder(m.mc, root, () => this.allocPage(), this.who);
+    // The direct map covers RAM and ACPI tables; the MMIO hole stays unmapped.
+    for (const e of m.e820) {
+      if (e.type !== 'usable' && e.type !== 'ACPI data' && e.type !== 'ACPI NVS') continue;
+      const start = alignDown(e.addr, 4096);
+      const end = alignUp(e820End(e), 4096);
+      this.pageTables.map(PAGE_OFFSET + BigInt(start), start, end - start, { writable: true, global: true });
+    }
+    this.pageTables.map(START_KERNEL_MAP + BigInt(this.image.base), this.image.base, this.image.size, { writable: true, global: true });
+    for (const cpu of m.cpus) cpu.cr3 = root;
+  }
+
+  #writePointer(pa: number, value: bigint): void {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigUint64(0, value, true);
+    this.machine.mc.write(pa, b, this.who);
+  }
+
+  #bringUpAps(): void {
+    const m = this.machine;
+    this.log.printk('smp: Bringing up secondary CPUs ...');
+    // The trampoline's bytes and what running them means: switch to the kernel's page tables and idle.
+    const code = new Uint8Array(64);
+    code.set([0xfa, 0xfc, 0x8c, 0xc8, 0x8e, 0xd8, 0x0f, 0x01, 0x16]);
+    m.mc.write(TRAMPOLINE_PA, code, this.who);
+    m.entryPoints.place(TRAMPOLINE_PA, 'trampoline_start', code, (cpu) => this.#apStart(cpu));
+    const booted: string[] = [];
+    for (const cpu of m.cpus) {
+      if (cpu.isBsp) continue;
+      deliverInit(cpu, m.trace);
+      m.clock.advance(10 * 1000);
+      deliverSipi(cpu, TRAMPOLINE_PA >> 12, m.entryPoints, m.trace);
+      if (cpu.state === 'halted') booted.push(`#${cpu.id}`);
+      m.clock.advance(200 * 1000);
+    }
+    if (booted.length > 0) {
+      this.log.printk('x86: Booting SMP configuration:');
+      this.log.printk(`.... node  #0, CPUs:      ${booted.join(' ')}`);
+    }
+    this.log.printk(`smp: Brought up 1 node, ${booted.length + 1} CPU${booted.length === 0 ? '' : 's'}`);
+  }
+
+  #apStart(cpu: Cpu): void {
+    cpu.cr3 = this.image.pa('init_top_pgt');
+    cpu.nmiHandler = (c) => this.#nmi(c);
+    cpu.regs.rip = this.image.va('native_safe_halt');
+    cpu.state = 'halted'; // the idle loop
+  }
+
+  /** NMI outside a crash: the kernel reports it and carries on. */
+  #nmi(cpu: Cpu): void {
+    this.log.printk(`Uhhuh. NMI received for unknown reason 00 on CPU ${cpu.id}.`);
+  }
+
+  /** Installs the NMI handler the panic path uses (nmi_shootdown_cpus). */
+  setNmiHandler(cpu: Cpu, fn: (cpu: Cpu) => void): void {
+    cpu.nmiHandler = fn;
+  }
+}

@@ -1,0 +1,45 @@
+// Memory accesses a kernel makes through its own page tables: translate with
+// the CPU's CR3, then go through the memory controller. A fault comes back as
+// a value naming the address, as the #PF handler would see it.
+
+import { walk, type WalkResult } from '../platform/cpu/paging.js';
+import type { Cpu } from '../platform/cpu/cpu.js';
+import type { MemoryController } from '../platform/memory-controller.js';
+
+export type AccessResult = { ok: true } | { ok: false; va: bigint; fault: Extract<WalkResult, { ok: false }> };
+
+function pageChunks(va: bigint, length: number, fn: (v: bigint, off: number, n: number) => AccessResult): AccessResult {
+  let done = 0;
+  while (done < length) {
+    const v = va + BigInt(done);
+    const inPage = 4096 - Number(v & 0xfffn);
+    const n = Math.min(inPage, length - done);
+    const r = fn(v, done, n);
+    if (!r.ok) return r;
+    done += n;
+  }
+  return { ok: true };
+}
+
+export function writeVirt(mc: MemoryController, cpu: Cpu, va: bigint, data: Uint8Array): AccessResult {
+  return pageChunks(va, data.length, (v, off, n) => {
+    const w = walk(mc, cpu.cr3, v, { write: true });
+    if (!w.ok) return { ok: false, va: v, fault: w };
+    mc.write(w.pa, data.subarray(off, off + n), { kind: 'cpu', id: cpu.id });
+    return { ok: true };
+  });
+}
+
+export function readVirt(mc: MemoryController, cpu: Cpu, va: bigint, dst: Uint8Array): AccessResult {
+  return pageChunks(va, dst.length, (v, off, n) => {
+    const w = walk(mc, cpu.cr3, v);
+    if (!w.ok) return { ok: false, va: v, fault: w };
+    mc.read(w.pa, dst.subarray(off, off + n));
+    return { ok: true };
+  });
+}
+
+/** For kernel code paths where a fault is a kernel bug: throws with the walk's detail. */
+export function mustSucceed(r: AccessResult, what: string): void {
+  if (!r.ok) throw new Error(`BUG: ${what} faulted at 0x${r.va.toString(16)}: ${r.fault.detail}`);
+}

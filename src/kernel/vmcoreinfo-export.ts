@@ -1,0 +1,73 @@
+// What crash_save_vmcoreinfo_init() publishes: the symbols, sizes, offsets
+// and numbers dump tools need, each pointing at the bytes this kernel model
+// really laid out. The note lives in the image at vmcoreinfo_note; at crash
+// time CRASHTIME is appended and the note rewritten.
+
+import { VmcoreInfo } from '../dump/vmcoreinfo.js';
+import { encodeNotes } from '../dump/elf-note.js';
+import type { MemoryController, Requester } from '../platform/memory-controller.js';
+import type { KernelImage } from './kernel-image.js';
+import { STRUCT_PAGE, PG, PG_HEAD_MASK, PAGE_BUDDY_MAPCOUNT_VALUE, PAGE_OFFLINE_MAPCOUNT_VALUE } from './mem-map.js';
+import { KERNEL_IMAGE_SIZE, PAGE_SIZE } from './layout.js';
+
+/** VMCOREINFO_BYTES: the text buffer is one page. */
+export const VMCOREINFO_BYTES = PAGE_SIZE;
+/** VMCOREINFO_NOTE_SIZE: two note headers, the padded name, and the text buffer. */
+export const VMCOREINFO_NOTE_SIZE = 2 * 12 + 12 + VMCOREINFO_BYTES;
+
+export interface VmcoreinfoFacts {
+  release: string;
+  image: KernelImage;
+  /** The memory encryption mask (0 without SME). */
+  smeMask: bigint;
+}
+
+export function buildVmcoreinfo(f: VmcoreinfoFacts): VmcoreInfo {
+  const vi = new VmcoreInfo();
+  const img = f.image;
+  vi.set('OSRELEASE', f.release);
+  vi.set('PAGESIZE', String(PAGE_SIZE));
+  vi.setSymbol('init_uts_ns', img.va('init_uts_ns'));
+  vi.setOffset('uts_namespace.name', 0);
+  vi.setSymbol('swapper_pg_dir', img.va('init_top_pgt'));
+  vi.setSymbol('_stext', img.va('_stext'));
+  vi.setSymbol('mem_map', img.va('mem_map'));
+  vi.setSize('page', STRUCT_PAGE.size);
+  vi.setOffset('page.flags', STRUCT_PAGE.flags);
+  vi.setOffset('page._refcount', STRUCT_PAGE._refcount);
+  vi.setOffset('page.mapping', STRUCT_PAGE.mapping);
+  vi.setOffset('page.lru', STRUCT_PAGE.lru);
+  vi.setOffset('page._mapcount', STRUCT_PAGE._mapcount);
+  vi.setOffset('page.private', STRUCT_PAGE.private);
+  vi.setNumber('PG_lru', PG.lru);
+  vi.setNumber('PG_private', PG.private);
+  vi.setNumber('PG_swapcache', PG.swapcache);
+  vi.setNumber('PG_swapbacked', PG.swapbacked);
+  vi.setNumber('PG_slab', PG.slab);
+  vi.setNumber('PG_hwpoison', PG.hwpoison);
+  vi.setNumber('PG_head_mask', PG_HEAD_MASK);
+  vi.setNumber('PAGE_BUDDY_MAPCOUNT_VALUE', PAGE_BUDDY_MAPCOUNT_VALUE);
+  vi.setNumber('PAGE_OFFLINE_MAPCOUNT_VALUE', PAGE_OFFLINE_MAPCOUNT_VALUE);
+  vi.setNumber('phys_base', 0);
+  vi.setSymbol('init_top_pgt', img.va('init_top_pgt'));
+  vi.setNumber('pgtable_l5_enabled', 0);
+  vi.set('KERNELOFFSET', '0');
+  vi.setNumber('KERNEL_IMAGE_SIZE', KERNEL_IMAGE_SIZE);
+  vi.setNumber('sme_mask', f.smeMask);
+  return vi;
+}
+
+/** Writes vmcoreinfo_data and the note built from it into the image. */
+export function writeVmcoreinfoNote(mc: MemoryController, who: Requester, image: KernelImage, vi: VmcoreInfo): void {
+  const text = new TextEncoder().encode(vi.toText());
+  if (text.length > VMCOREINFO_BYTES) {
+    throw new RangeError(`Cannot publish VMCOREINFO: ${text.length} bytes exceed VMCOREINFO_BYTES (${VMCOREINFO_BYTES})`);
+  }
+  const data = new Uint8Array(VMCOREINFO_BYTES);
+  data.set(text);
+  mc.write(image.pa('vmcoreinfo_data'), data, who);
+  const note = encodeNotes([{ name: 'VMCOREINFO', type: 0, desc: text }], { terminator: true });
+  const buf = new Uint8Array(VMCOREINFO_NOTE_SIZE);
+  buf.set(note);
+  mc.write(image.pa('vmcoreinfo_note'), buf, who);
+}

@@ -1,0 +1,133 @@
+// DRAM as sparse 4 KiB frames. Only frames something wrote exist, so a 16 TiB
+// host costs what it touches. A frame that was never written reads as zeros.
+
+export const FRAME_SIZE = 4096;
+export const FRAME_SHIFT = 12;
+
+/** Frames are carved out of slabs so touching many pages does not mean many small allocations. */
+const SLAB_FRAMES = 256;
+
+export class PhysicalMemory {
+  readonly size: number;
+  #frames = new Map<number, Uint8Array>();
+  #sorted: number[] | null = [];
+  #slab: ArrayBuffer | undefined;
+  #slabUsed = SLAB_FRAMES;
+  /** Frames given back by zero(), reused before the slab grows. */
+  #spare: Uint8Array[] = [];
+
+  constructor(size: number) {
+    if (!Number.isSafeInteger(size) || size <= 0 || size % FRAME_SIZE !== 0) {
+      throw new RangeError(`Cannot create physical memory: size ${size} is not a positive multiple of ${FRAME_SIZE}`);
+    }
+    this.size = size;
+  }
+
+  /** Frames that exist (were written), for accounting and tests. */
+  get framesPresent(): number {
+    return this.#frames.size;
+  }
+
+  /** The frame's bytes if it exists; undefined means all zeros. Callers must not keep it across writes they do not own. */
+  peekFrame(pfn: number): Uint8Array | undefined {
+    return this.#frames.get(pfn);
+  }
+
+  /** The frame's bytes, created zeroed if absent. */
+  frameForWrite(pfn: number): Uint8Array {
+    let f = this.#frames.get(pfn);
+    if (f === undefined) {
+      this.#check(pfn * FRAME_SIZE, FRAME_SIZE);
+      f = this.#newFrame();
+      this.#frames.set(pfn, f);
+      this.#sorted = null;
+    }
+    return f;
+  }
+
+  read(pa: number, dst: Uint8Array): void {
+    this.#check(pa, dst.length);
+    let done = 0;
+    while (done < dst.length) {
+      const a = pa + done;
+      const pfn = Math.floor(a / FRAME_SIZE);
+      const off = a - pfn * FRAME_SIZE;
+      const n = Math.min(FRAME_SIZE - off, dst.length - done);
+      const f = this.#frames.get(pfn);
+      if (f === undefined) dst.fill(0, done, done + n);
+      else dst.set(f.subarray(off, off + n), done);
+      done += n;
+    }
+  }
+
+  write(pa: number, src: Uint8Array): void {
+    this.#check(pa, src.length);
+    let done = 0;
+    while (done < src.length) {
+      const a = pa + done;
+      const pfn = Math.floor(a / FRAME_SIZE);
+      const off = a - pfn * FRAME_SIZE;
+      const n = Math.min(FRAME_SIZE - off, src.length - done);
+      this.frameForWrite(pfn).set(src.subarray(done, done + n), off);
+      done += n;
+    }
+  }
+
+  /** Zeroes a range; whole frames are dropped, so clearing a huge table stays cheap. */
+  zero(pa: number, length: number): void {
+    this.#check(pa, length);
+    let done = 0;
+    while (done < length) {
+      const a = pa + done;
+      const pfn = Math.floor(a / FRAME_SIZE);
+      const off = a - pfn * FRAME_SIZE;
+      const n = Math.min(FRAME_SIZE - off, length - done);
+      const f = this.#frames.get(pfn);
+      if (f !== undefined) {
+        if (n === FRAME_SIZE) {
+          this.#frames.delete(pfn);
+          f.fill(0);
+          this.#spare.push(f);
+          this.#sorted = null;
+        } else f.fill(0, off, off + n);
+      }
+      done += n;
+    }
+  }
+
+  /** Existing frames in [startPfn, endPfn), ascending. */
+  presentFrames(startPfn: number, endPfn: number): number[] {
+    const s = this.#sortedFrames();
+    let lo = 0;
+    let hi = s.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (s[mid]! < startPfn) lo = mid + 1;
+      else hi = mid;
+    }
+    const out: number[] = [];
+    for (let i = lo; i < s.length && s[i]! < endPfn; i++) out.push(s[i]!);
+    return out;
+  }
+
+  #newFrame(): Uint8Array {
+    const spare = this.#spare.pop();
+    if (spare !== undefined) return spare;
+    if (this.#slabUsed === SLAB_FRAMES || this.#slab === undefined) {
+      this.#slab = new ArrayBuffer(SLAB_FRAMES * FRAME_SIZE);
+      this.#slabUsed = 0;
+    }
+    return new Uint8Array(this.#slab, FRAME_SIZE * this.#slabUsed++, FRAME_SIZE);
+  }
+
+  #sortedFrames(): number[] {
+    if (this.#sorted === null) this.#sorted = [...this.#frames.keys()].sort((a, b) => a - b);
+    return this.#sorted;
+  }
+
+  #check(pa: number, length: number): void {
+    if (!(pa >= 0) || pa + length > this.size || !Number.isSafeInteger(pa)) {
+      throw new RangeError(`Cannot access physical memory at 0x${pa.toString(16)} (+0x${length.toString(16)}): outside DRAM of size 0x${this.size.toString(16)}`);
+    }
+  }
+}

@@ -1,0 +1,53 @@
+// From a validated scenario to a machine and the kernels' configurations.
+
+import { Machine, type NicSpec } from '../platform/machine.js';
+import { kernelProfile, type KernelProfile } from '../kernel/profile.js';
+import type { FirstKernelConfig } from '../kernel/first-kernel.js';
+import { parseDuration, parseSize } from '../util/units.js';
+import { InputError } from '../util/errors.js';
+import type { Scenario } from './schema.js';
+
+/** Where NIC BARs go: the usual 0xfeb00000 area of a PC's MMIO hole. */
+const NIC_MMIO_BASE = 0xfeb0_0000;
+const NAPI_POLL_NS = 1_000_000;
+
+export function size(v: string | number, field: string): number {
+  const n = parseSize(v);
+  if (n === undefined) throw new InputError(`Cannot use ${field}: "${v}" is not a size`);
+  return n;
+}
+
+export function duration(v: string | number, field: string): number {
+  const n = parseDuration(v);
+  if (n === undefined) throw new InputError(`Cannot use ${field}: "${v}" is not a duration`);
+  return n;
+}
+
+export function buildMachine(s: Scenario, seed: number): Machine {
+  const memory = size(s.machine.memory, 'machine.memory');
+  if (memory < 256 * 2 ** 20 || memory % 4096 !== 0) {
+    throw new InputError(`Cannot build machine: machine.memory ${memory} must be a multiple of 4K and at least 256M`);
+  }
+  const nics: NicSpec[] = s.machine.devices.map((d, i) => ({
+    name: d.name,
+    bdf: d.bdf,
+    mmioBase: NIC_MMIO_BASE + i * 0x20000,
+    packetIntervalNs: duration(d.packetInterval, `machine.devices[${i}].packetInterval`),
+    packetBytes: d.packetBytes,
+  }));
+  return new Machine({ memoryBytes: memory, cpus: s.machine.cpus, seed, nics });
+}
+
+export function firstKernelConfig(s: Scenario, seed: number): FirstKernelConfig {
+  const nic = s.machine.devices[0];
+  return {
+    profile: kernelProfile(s.firstKernel.profile),
+    cmdline: s.firstKernel.cmdline,
+    seed,
+    nic: { ringEntries: nic?.ringEntries ?? 256, bufferBytes: 2048, pollIntervalNs: NAPI_POLL_NS },
+  };
+}
+
+export function crashKernelProfile(s: Scenario): KernelProfile {
+  return kernelProfile(s.crashKernel.profile);
+}

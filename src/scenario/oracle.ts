@@ -1,0 +1,185 @@
+// The ground-truth oracle. When the first kernel writes its last byte, it
+// records every page the dump should contain; while the capture kernel runs
+// it watches device DMA, so a page a device legitimately changed after the
+// panic (inside a buffer the first kernel had given it) is recognised, and a
+// stray write is named with its device. Then it checks what was captured.
+
+import type { Machine } from '../platform/machine.js';
+import type { Requester } from '../platform/memory-controller.js';
+import type { FirstKernel } from '../kernel/first-kernel.js';
+import { subtractRanges } from '../kernel/elfcorehdr.js';
+import type { Range } from '../kernel/memblock.js';
+import type { CaptureRecord } from '../kernel/proc-vmcore.js';
+import type { ElfLoadSpec } from '../dump/elf-vmcore-writer.js';
+import { pageDigest } from '../dump/verify.js';
+import { ZERO_PAGE_HASH, TRUTH_FORMAT, TRUTH_VERSION, type TruthManifest } from '../dump/truth-manifest.js';
+import type { OracleReport, PageError } from './result.js';
+
+const MAX_LISTED_ERRORS = 50;
+
+export class Oracle {
+  readonly #machine: Machine;
+  readonly #kernel: FirstKernel;
+  /** Pages (pfn ranges) the dump must contain. */
+  ranges: Range[] = [];
+  readonly truth = new Map<number, string>();
+  readonly alternatives = new Map<number, string[]>();
+  readonly strayWrites = new Map<number, string>();
+  snapshotNs: number | null = null;
+  dmaWritesAfterPanic = 0;
+  #unwatch: (() => void) | undefined;
+
+  constructor(machine: Machine, kernel: FirstKernel) {
+    this.#machine = machine;
+    this.#kernel = kernel;
+  }
+
+  get taken(): boolean {
+    return this.snapshotNs !== null;
+  }
+
+  /** System RAM minus the first MiB and the crash regions, in frames. */
+  expectedRanges(): Range[] {
+    const ram = this.#machine.e820
+      .filter((e) => e.type === 'usable')
+      .map((e) => ({ start: Math.ceil(e.addr / 4096), end: Math.floor((e.addr + e.size) / 4096) }));
+    const ex: Range[] = [{ start: 0, end: 256 }];
+    for (const r of [this.#kernel.crashRegion, this.#kernel.crashLowRegion]) if (r) ex.push({ start: r.start / 4096, end: r.end / 4096 });
+    return subtractRanges(ram, ex);
+  }
+
+  /** Records the truth and starts watching DMA. */
+  snapshot(): void {
+    const m = this.#machine;
+    this.ranges = this.expectedRanges();
+    const page = new Uint8Array(4096);
+    for (const r of this.ranges) {
+      for (const pfn of m.dram.presentFrames(r.start, r.end)) {
+        m.mc.read(pfn * 4096, page);
+        const d = pageDigest(page);
+        if (d !== ZERO_PAGE_HASH) this.truth.set(pfn, d);
+      }
+    }
+    this.snapshotNs = m.clock.now;
+    this.#unwatch = m.mc.addWriteObserver((pa, len, who) => this.#onWrite(pa, len, who));
+  }
+
+  stop(): void {
+    this.#unwatch?.();
+    this.#unwatch = undefined;
+  }
+
+  #onWrite(pa: number, len: number, who: Requester): void {
+    if (who.kind !== 'device') return;
+    this.dmaWritesAfterPanic++;
+    const m = this.#machine;
+    const page = new Uint8Array(4096);
+    const first = Math.floor(pa / 4096);
+    const last = Math.floor((pa + len - 1) / 4096);
+    for (let pfn = first; pfn <= last; pfn++) {
+      const allowed = this.#kernel.dmaMappings.some((d) => d.device === who.name && pfn * 4096 < d.pa + d.length && d.pa < (pfn + 1) * 4096);
+      if (!allowed) this.strayWrites.set(pfn, who.name);
+      m.mc.read(pfn * 4096, page);
+      const d = pageDigest(page);
+      const list = this.alternatives.get(pfn) ?? [];
+      if (!list.includes(d)) list.push(d);
+      this.alternatives.set(pfn, list);
+    }
+  }
+
+  /** Checks what the capture kernel served against the truth. */
+  compare(record: CaptureRecord | undefined, loads: readonly ElfLoadSpec[]): OracleReport {
+    const expected = this.ranges.reduce((n, r) => n + (r.end - r.start), 0);
+    const covered = subtractRanges(this.ranges, complement(loads.map((l) => ({ start: l.paddr / 4096, end: (l.paddr + l.memsz) / 4096 }))));
+    const captured = record === undefined ? 0 : covered.reduce((n, r) => n + (r.end - r.start), 0);
+    const errors: PageError[] = [];
+    let wrong = 0;
+    let changed = 0;
+    if (record !== undefined) {
+      const candidates = new Set<number>([...this.truth.keys(), ...record.pageHashes.keys(), ...this.alternatives.keys()]);
+      for (const pfn of [...candidates].sort((a, b) => a - b)) {
+        if (!inRanges(covered, pfn)) continue;
+        const want = this.truth.get(pfn) ?? ZERO_PAGE_HASH;
+        const got = record.pageHashes.get(pfn) ?? ZERO_PAGE_HASH;
+        if (got === want) continue;
+        const alts = this.alternatives.get(pfn);
+        if (alts?.includes(got) && !this.strayWrites.has(pfn)) {
+          changed++;
+          continue;
+        }
+        wrong++;
+        if (errors.length < MAX_LISTED_ERRORS) errors.push({ pfn, pa: `0x${(pfn * 4096).toString(16)}`, cause: this.#cause(pfn, got) });
+      }
+    }
+    const missing = expected - captured;
+    if (missing > 0 && errors.length < MAX_LISTED_ERRORS) {
+      const gaps = subtractRanges(this.ranges, covered);
+      for (const g of gaps.slice(0, MAX_LISTED_ERRORS - errors.length)) {
+        errors.push({ pfn: g.start, pa: `0x${(g.start * 4096).toString(16)}`, cause: `missing: ${g.end - g.start} pages from here are not in the dump` });
+      }
+    }
+    return {
+      pagesExpected: expected,
+      pagesCaptured: captured,
+      pagesCorrect: captured - wrong,
+      pagesMissing: missing,
+      pagesCiphertext: 0,
+      pagesChangedAfterPanic: changed,
+      pagesWrong: wrong,
+      errors,
+    };
+  }
+
+  #cause(pfn: number, got: string): string {
+    const stray = this.strayWrites.get(pfn);
+    if (stray !== undefined) return `overwritten after the panic by DMA from ${stray} outside its buffers`;
+    if (this.alternatives.has(pfn)) return 'changed by DMA after the panic, but the captured bytes match no state the DMA produced';
+    return got === ZERO_PAGE_HASH ? 'captured as zeros, but the page held data' : 'captured bytes differ from the page at the panic';
+  }
+
+  manifest(scenario: string, seed: number): TruthManifest {
+    const pages: Record<string, string> = {};
+    for (const pfn of [...this.truth.keys()].sort((a, b) => a - b)) pages[String(pfn)] = this.truth.get(pfn)!;
+    const alternatives: Record<string, string[]> = {};
+    for (const pfn of [...this.alternatives.keys()].sort((a, b) => a - b)) {
+      if (this.strayWrites.has(pfn)) continue;
+      alternatives[String(pfn)] = this.alternatives.get(pfn)!;
+    }
+    return {
+      format: TRUTH_FORMAT,
+      version: TRUTH_VERSION,
+      pageSize: 4096,
+      scenario,
+      seed,
+      ranges: this.ranges.map((r) => [r.start, r.end]),
+      pages,
+      alternatives,
+    };
+  }
+}
+
+function inRanges(rs: readonly Range[], pfn: number): boolean {
+  let lo = 0;
+  let hi = rs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    const r = rs[mid]!;
+    if (pfn < r.start) hi = mid;
+    else if (pfn >= r.end) lo = mid + 1;
+    else return true;
+  }
+  return false;
+}
+
+/** Everything not covered by `rs` (in frames). */
+function complement(rs: readonly Range[]): Range[] {
+  const sorted = [...rs].sort((a, b) => a.start - b.start);
+  const out: Range[] = [];
+  let at = 0;
+  for (const r of sorted) {
+    if (r.start > at) out.push({ start: at, end: r.start });
+    at = Math.max(at, r.end);
+  }
+  out.push({ start: at, end: Number.MAX_SAFE_INTEGER });
+  return out;
+}

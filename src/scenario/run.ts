@@ -1,0 +1,163 @@
+// The run loop: boot the first kernel, run the workload, load the crash
+// kernel, inject faults, panic, let the capture kernel save the dump, then
+// ask the oracle. The verdict comes from what the models did, never from
+// the scenario's own flags.
+
+import { writeFileSync, renameSync } from 'node:fs';
+import type { Machine } from '../platform/machine.js';
+import { NS_PER_S } from '../platform/clock.js';
+import { formatTimestamp } from '../kernel/dmesg.js';
+import { FirstKernel } from '../kernel/first-kernel.js';
+import { runWorkload } from '../kernel/workload.js';
+import { kexecFileLoad, type KexecImage } from '../kernel/kexec-file-load.js';
+import { panic } from '../kernel/panic.js';
+import type { CrashKernel } from '../kernel/crash-kernel.js';
+import { buildMachine, crashKernelProfile, duration, firstKernelConfig, size } from './build.js';
+import { Oracle } from './oracle.js';
+import type { Scenario, Verdict } from './schema.js';
+import type { OracleReport, RunResult } from './result.js';
+
+export interface RunOptions {
+  /** Overrides the scenario's seed. */
+  seed?: number;
+  /** Write the vmcore here (ELF). */
+  vmcorePath?: string;
+  /** Write the truth manifest here. */
+  truthPath?: string;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Trace kinds that belong in the causal chain besides kernel milestones. */
+const CHAIN_KINDS = new Set(['step', 'digest-ok', 'digest-mismatch', 'triple-fault', 'nmi-blocked', 'dma-fault', 'reset', 'fault']);
+/** How long a run waits for a capture kernel that makes no progress before calling it hung. */
+const HANG_WATCHDOG_NS = 60 * NS_PER_S;
+
+export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
+  const seed = opts.seed ?? s.seed;
+  const m = buildMachine(s, seed);
+  const fk = new FirstKernel(m, firstKernelConfig(s, seed));
+  let ck: CrashKernel | undefined;
+  let crashStartNs: number | null = null;
+  const oracle = new Oracle(m, fk);
+  const chainExtra: string[] = [];
+
+  const finish = (verdict: Verdict, report: OracleReport | null, image?: KexecImage): RunResult =>
+    assemble(s, seed, m, fk, ck, verdict, report ?? emptyReport(oracle), chainExtra, crashStartNs, image);
+
+  const boot = fk.boot();
+  if (!boot.ok) {
+    chainExtra.push(`first kernel failed to boot: ${boot.reason}`);
+    return finish('first-kernel-failed', null);
+  }
+  const bootedNs = m.clock.now;
+  runWorkload(fk, { pages: s.workload.pages, seed });
+
+  const load = kexecFileLoad(fk, {
+    profile: crashKernelProfile(s),
+    cmdline: s.crashKernel.cmdline,
+    kernelBytes: size(s.crashKernel.kernelSize, 'crashKernel.kernelSize'),
+    initrdBytes: size(s.crashKernel.initrdSize, 'crashKernel.initrdSize'),
+    env: {
+      ...(opts.vmcorePath === undefined ? {} : { vmcorePath: opts.vmcorePath }),
+      ...(opts.onProgress === undefined ? {} : { onProgress: opts.onProgress }),
+      minMemory: size(s.crashKernel.minMemory, 'crashKernel.minMemory'),
+      onBoot: (k) => {
+        ck = k;
+        crashStartNs = m.clock.now;
+      },
+    },
+  });
+  if (!load.ok) {
+    fk.step(`kexec -p refused: ${load.reason}`);
+    for (const msg of load.messages) chainExtra.push(`kexec: ${msg}`);
+    return finish('kexec-refused', null);
+  }
+  for (const f of s.faults) applyFault(m, f, load.image);
+
+  m.clock.advance(duration(s.panic.after, 'panic.after'));
+  panic(fk, { cpu: Math.min(s.panic.cpu, m.cpus.length - 1), trigger: s.panic.trigger }, { beforeHandoff: () => oracle.snapshot() });
+  void bootedNs;
+
+  const outcome = (ck as CrashKernel | undefined)?.outcome;
+  if (outcome === undefined || outcome.state === 'booting') {
+    // Purgatory spinning, or a CPU that triple-faulted: nothing more happens.
+    m.clock.advance(HANG_WATCHDOG_NS);
+    oracle.stop();
+    chainExtra.push(`no progress for ${HANG_WATCHDOG_NS / NS_PER_S} s after the panic: the capture kernel never came up`);
+    return finish('crash-kernel-hang', null, load.image);
+  }
+  oracle.stop();
+  if (outcome.state === 'panicked') return finish('crash-kernel-panic', null, load.image);
+  if (outcome.state === 'no-vmcore') return finish('no-dump', null, load.image);
+  const report = oracle.compare(outcome.vmcore.record, outcome.vmcore.loads);
+  if (opts.truthPath !== undefined) {
+    const tmp = opts.truthPath + '.part';
+    writeFileSync(tmp, JSON.stringify(oracle.manifest(s.name, seed)) + '\n');
+    renameSync(tmp, opts.truthPath);
+  }
+  const complete = report.pagesMissing === 0 && report.pagesWrong === 0 && report.pagesCiphertext === 0;
+  chainExtra.push(`oracle: ${report.pagesCorrect} of ${report.pagesExpected} pages correct` +
+    `${report.pagesChangedAfterPanic ? ` (${report.pagesChangedAfterPanic} changed by legitimate DMA after the panic)` : ''}` +
+    `${report.pagesWrong ? `, ${report.pagesWrong} wrong` : ''}${report.pagesMissing ? `, ${report.pagesMissing} missing` : ''}`);
+  return finish(complete ? 'dump-complete' : 'dump-partial', report, load.image);
+}
+
+function applyFault(m: Machine, f: Scenario['faults'][number], image: KexecImage): void {
+  switch (f.kind) {
+    case 'segment-overwrite': {
+      const seg = image.segments.find((x) => x.name === f.segment);
+      if (seg === undefined) return;
+      const at = seg.pa + Math.min(size(f.offset, 'faults.offset'), seg.size - 64);
+      // A misbehaving device writes where it was never pointed: DMA ignores page protections.
+      m.mc.write(at, new Uint8Array(64).fill(0xcc), { kind: 'device', name: 'stray-dma' });
+      m.trace.record('stray-dma', 'fault', `fault injected: stray DMA writes 64 bytes into the kexec ${f.segment} segment at 0x${at.toString(16)}`, { pa: at });
+      return;
+    }
+  }
+}
+
+function emptyReport(oracle: Oracle): OracleReport {
+  const expected = (oracle.taken ? oracle.ranges : oracle.expectedRanges()).reduce((n, r) => n + (r.end - r.start), 0);
+  return { pagesExpected: expected, pagesCaptured: 0, pagesCorrect: 0, pagesMissing: expected, pagesCiphertext: 0, pagesChangedAfterPanic: 0, pagesWrong: 0, errors: [] };
+}
+
+function assemble(
+  s: Scenario, seed: number, m: Machine, fk: FirstKernel, ck: CrashKernel | undefined, verdict: Verdict,
+  oracle: OracleReport, chainExtra: string[], crashStartNs: number | null, _image: KexecImage | undefined,
+): RunResult {
+  const trace = m.trace.events.filter((e) => CHAIN_KINDS.has(e.kind) || e.kind === 'jump' || e.kind === 'nmi' || e.kind === 'sipi' || e.kind === 'power-on');
+  const chain = m.trace.events
+    .filter((e) => CHAIN_KINDS.has(e.kind))
+    .map((e) => `${formatTimestamp(e.t).trim()} ${e.source}: ${e.detail}`);
+  chain.push(...chainExtra);
+  const saved = ck?.outcome.state === 'saved' ? ck.outcome : undefined;
+  const nic = m.nics[0];
+  const panicEv = m.trace.events.find((e) => e.kind === 'step' && e.detail.startsWith('panic on CPU'));
+  const result: RunResult = {
+    scenario: s.name,
+    seed,
+    verdict,
+    chain,
+    logs: { firstKernel: fk.log.formatted(), crashKernel: ck?.log.formatted() ?? [] },
+    oracle,
+    metrics: {
+      firstKernelBootedNs: m.trace.events.find((e) => e.kind === 'step' && e.detail.startsWith('first kernel'))?.t ?? 0,
+      panicNs: panicEv?.t ?? 0,
+      crashKernelStartNs: crashStartNs,
+      vmcoreSavedNs: saved ? saved.vmcore.record.endNs : null,
+      endNs: m.clock.now,
+      eventsFired: m.clock.eventsFired,
+      framesTouched: m.dram.framesPresent,
+      dmaPacketsAfterPanic: 0,
+      dmaPacketsDropped: nic?.dropped ?? 0,
+    },
+    vmcore: saved?.file ?? null,
+    trace,
+    expectation: null,
+  };
+  if (s.expect?.verdict !== undefined) {
+    const differences = s.expect.verdict === verdict ? [] : [`verdict: expected ${s.expect.verdict}, got ${verdict}`];
+    result.expectation = { met: differences.length === 0, differences };
+  }
+  return result;
+}
