@@ -207,7 +207,7 @@ export class CrashKernel {
     }
     vmcore.endCopy();
     const secs = (vmcore.record.endNs - vmcore.record.startNs) / 1e9;
-    this.step(`kdump service copied /proc/vmcore (${vmcore.totalBytes} bytes) in ${secs.toFixed(3)} s${file ? ` to ${file.path}` : ''}`);
+    this.step(`kdump service copied /proc/vmcore (${vmcore.totalBytes} bytes) in ${secs.toFixed(3)} s${file ? ' to a file' : ''}`);
     this.outcome = file === undefined ? { state: 'saved', vmcore } : { state: 'saved', vmcore, file };
     m.clock.advance(200 * NS_PER_MS);
     this.log.printk('reboot: Restarting system');

@@ -19,6 +19,7 @@ export class Trace {
   /** Caps the stored entries so a long DMA run cannot grow memory without bound. */
   readonly limit: number;
   dropped = 0;
+  #listeners: ((ev: TraceEvent) => void)[] = [];
 
   constructor(clock: { readonly now: number }, limit = 200_000) {
     this.#clock = clock;
@@ -31,7 +32,16 @@ export class Trace {
       : { t: this.#clock.now, source, kind, detail, data };
     if (this.events.length < this.limit) this.events.push(ev);
     else this.dropped++;
+    for (const l of this.#listeners) l(ev);
     return ev;
+  }
+
+  /** Calls `fn` for every event from now on (tests and reports watching a run). */
+  subscribe(fn: (ev: TraceEvent) => void): () => void {
+    this.#listeners.push(fn);
+    return () => {
+      this.#listeners = this.#listeners.filter((l) => l !== fn);
+    };
   }
 
   /** Events of one kind (and optionally one source), in time order. */

@@ -26,7 +26,7 @@ export function parseScenario(text: string, file: string): Scenario {
     throw new ScenarioError(`YAML syntax error: ${err.message.split('\n')[0]}`, { file, line: pos.line, col: pos.col });
   }
   const data: unknown = doc.toJS();
-  const r = scenarioSchema.safeParse(data ?? {});
+  const r = scenarioSchema.safeParse(data ?? {}, { reportInput: true });
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
   const { line, col } = locate(doc, lc, issue);

@@ -25,6 +25,8 @@ export interface RunOptions {
   /** Write the truth manifest here. */
   truthPath?: string;
   onProgress?: (done: number, total: number) => void;
+  /** Lets tests and tools watch the machine (add write observers, read the trace) before anything runs. */
+  onMachine?: (machine: Machine, kernel: FirstKernel) => void;
 }
 
 /** Trace kinds that belong in the causal chain besides kernel milestones. */
@@ -40,9 +42,15 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
   let crashStartNs: number | null = null;
   const oracle = new Oracle(m, fk);
   const chainExtra: string[] = [];
+  opts.onMachine?.(m, fk);
+  let packetsAtHandoff = 0;
+  const nicPackets = (): number => m.nics.reduce((n, x) => n + x.packetsReceived, 0);
 
-  const finish = (verdict: Verdict, report: OracleReport | null, image?: KexecImage): RunResult =>
-    assemble(s, seed, m, fk, ck, verdict, report ?? emptyReport(oracle), chainExtra, crashStartNs, image);
+  const finish = (verdict: Verdict, report: OracleReport | null, image?: KexecImage): RunResult => {
+    const r = assemble(s, seed, m, fk, ck, verdict, report ?? emptyReport(oracle), chainExtra, crashStartNs, image);
+    if (oracle.taken) r.metrics.dmaPacketsAfterPanic = nicPackets() - packetsAtHandoff;
+    return r;
+  };
 
   const boot = fk.boot();
   if (!boot.ok) {
@@ -75,7 +83,12 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
   for (const f of s.faults) applyFault(m, f, load.image);
 
   m.clock.advance(duration(s.panic.after, 'panic.after'));
-  panic(fk, { cpu: Math.min(s.panic.cpu, m.cpus.length - 1), trigger: s.panic.trigger }, { beforeHandoff: () => oracle.snapshot() });
+  panic(fk, { cpu: Math.min(s.panic.cpu, m.cpus.length - 1), trigger: s.panic.trigger }, {
+    beforeHandoff: () => {
+      oracle.snapshot();
+      packetsAtHandoff = nicPackets();
+    },
+  });
   void bootedNs;
 
   const outcome = (ck as CrashKernel | undefined)?.outcome;

@@ -6,19 +6,19 @@ import { parseDuration, parseSize } from '../util/units.js';
 import { KERNEL_PROFILES } from '../kernel/profile.js';
 
 const size = z
-  .union([z.string(), z.number().int().nonnegative()])
+  .union([z.string().regex(/^(0[xX][0-9a-fA-F]+|[0-9]+)[kKmMgGtTpPeE]?$/, { error: 'Expected a size such as "256M", "8G" or a byte count' }), z.number().int().nonnegative()])
   .refine((v) => parseSize(v) !== undefined, { message: 'Expected a size such as "256M", "8G" or a byte count' })
   .describe('A size: bytes, or a number with a K, M, G or T suffix ("256M", "8G")');
 
 const duration = z
-  .union([z.string(), z.number().nonnegative()])
+  .union([z.string().regex(/^\d+(\.\d+)?\s*(ns|us|ms|s)$/, { error: 'Expected a duration such as "100us", "5ms" or "1s"' }), z.number().nonnegative()])
   .refine((v) => parseDuration(v) !== undefined, { message: 'Expected a duration such as "100us", "5ms" or "1s"' })
   .describe('A duration: nanoseconds, or a number with ns, us, ms or s ("100us", "1.5s")');
 
+const profileIds = Object.keys(KERNEL_PROFILES) as [string, ...string[]];
 const profileId = z
-  .string()
-  .refine((v) => v in KERNEL_PROFILES, { message: `Expected a kernel profile: ${Object.keys(KERNEL_PROFILES).join(', ')}` })
-  .describe(`Kernel profile: ${Object.keys(KERNEL_PROFILES).join(', ')}`);
+  .enum(profileIds, { error: () => `Expected a kernel profile: ${profileIds.join(', ')}` })
+  .describe(`Kernel profile: ${profileIds.join(', ')}`);
 
 export const VERDICTS = ['dump-complete', 'dump-partial', 'no-dump', 'crash-kernel-panic', 'crash-kernel-hang', 'kexec-refused', 'first-kernel-failed'] as const;
 export type Verdict = (typeof VERDICTS)[number];
