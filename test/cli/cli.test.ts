@@ -1,0 +1,157 @@
+import { describe, expect, it, beforeAll, afterAll } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync, openSync, writeSync, closeSync, truncateSync, statSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cli } from '../helpers/cli.js';
+import { openVmcore } from '../../src/dump/vmcore-reader.js';
+import { ElfVmcoreReader } from '../../src/dump/elf-vmcore-reader.js';
+
+let dir = '';
+const small = `
+name: cli-small
+seed: 3
+machine:
+  memory: 1G
+  cpus: 2
+  devices:
+    - kind: rx-nic
+firstKernel:
+  cmdline: root=/dev/vda1 crashkernel=160M
+crashKernel:
+  initrdSize: 8M
+workload:
+  pages: 1500
+panic:
+  after: 100ms
+expect:
+  verdict: dump-complete
+`;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'kdumpsim-cli-'));
+  writeFileSync(join(dir, 'small.yaml'), small);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('kdumpsim run', () => {
+  it('plain-host: --json gives dump-complete with every page correct, and vmcore verify agrees', () => {
+    const core = join(dir, 'plain.vmcore');
+    const truth = join(dir, 'plain.truth');
+    const r = cli(['run', 'scenarios/plain-host.yaml', '--json', '--vmcore', core, '--truth', truth]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout) as Record<string, any>;
+    expect(j['verdict']).toBe('dump-complete');
+    expect(Array.isArray(j['chain'])).toBe(true);
+    expect(j['logs'].firstKernel.length).toBeGreaterThan(5);
+    expect(j['logs'].crashKernel.length).toBeGreaterThan(5);
+    for (const k of ['pagesExpected', 'pagesCaptured', 'pagesCorrect', 'pagesMissing', 'pagesCiphertext', 'pagesChangedAfterPanic']) expect(typeof j['oracle'][k]).toBe('number');
+    expect(j['oracle'].pagesExpected).toBeGreaterThan(2_000_000);
+    expect(j['oracle'].pagesCorrect).toBe(j['oracle'].pagesExpected);
+    const v = cli(['vmcore', 'verify', core, '--truth', truth]);
+    expect(v.status).toBe(0);
+    expect(v.stdout).toMatch(/^OK: 2031328 of 2031328 pages/);
+  });
+
+  it('a vmcore changed after the fact fails verify with exit 1, naming the page', () => {
+    const core = join(dir, 's.vmcore');
+    const truth = join(dir, 's.truth');
+    expect(cli(['run', join(dir, 'small.yaml'), '--vmcore', core, '--truth', truth]).status).toBe(0);
+    const t = JSON.parse(readFileSync(truth, 'utf8')) as { pages: Record<string, string> };
+    const pfn = Number(Object.keys(t.pages)[10]);
+    const reader = openVmcore(core) as ElfVmcoreReader;
+    const seg = reader.programHeaders.find((p) => p.type === 1 && Number(p.paddr) <= pfn * 4096 && pfn * 4096 < Number(p.paddr + p.memsz) && p.vaddr < 0xffffffff80000000n)!;
+    reader.close();
+    const fd = openSync(core, 'r+');
+    writeSync(fd, Buffer.from('corrupted!'), 0, 10, Number(seg.offset) + (pfn * 4096 - Number(seg.paddr)) + 100);
+    closeSync(fd);
+    const v = cli(['vmcore', 'verify', core, '--truth', truth]);
+    expect(v.status).toBe(1);
+    expect(v.stdout).toContain(`page 0x${(pfn * 4096).toString(16)}: differs`);
+  });
+
+  it('text output tells the story and exits 0 when the expectation holds', () => {
+    const r = cli(['run', join(dir, 'small.yaml')]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('Kernel panic - not syncing: sysrq triggered crash');
+    expect(r.stdout).toContain('dump-complete');
+    expect(r.stdout).toContain('expectation met');
+  });
+
+  it('an unmet expectation exits 1 and says what differed', () => {
+    writeFileSync(join(dir, 'wrong.yaml'), small.replace('verdict: dump-complete', 'verdict: crash-kernel-panic'));
+    const r = cli(['run', join(dir, 'wrong.yaml')]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain('verdict: expected crash-kernel-panic, got dump-complete');
+  });
+
+  it('a malformed scenario exits 2 with file:line:col', () => {
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'name: x\nmachine:\n  memory: lots\n');
+    const r = cli(['run', bad]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`${bad}:3:11: machine.memory`);
+  });
+
+  it('a missing scenario file exits 2', () => {
+    const r = cli(['run', join(dir, 'nope.yaml')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('Cannot read scenario');
+  });
+
+  it('bad usage exits 2', () => {
+    expect(cli(['run']).status).toBe(2);
+    expect(cli(['frobnicate']).status).toBe(2);
+    expect(cli(['run', 'scenarios/plain-host.yaml', '--seed', 'abc']).status).toBe(2);
+  });
+
+  it('--help teaches and exits 0', () => {
+    const r = cli(['run', '--help']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('Exit status');
+    expect(r.stdout).toContain('--vmcore');
+  });
+});
+
+describe('kdumpsim vmcore info/read on good and bad files', () => {
+  it('info and read work on our vmcore', () => {
+    const core = join(dir, 'i.vmcore');
+    const truth = join(dir, 'i.truth');
+    expect(cli(['run', join(dir, 'small.yaml'), '--vmcore', core, '--truth', truth]).status).toBe(0);
+    const info = cli(['vmcore', 'info', core, '--json']);
+    expect(info.status).toBe(0);
+    const j = JSON.parse(info.stdout) as Record<string, any>;
+    expect(j['osrelease']).toBe('6.1.0-kdumpsim');
+    expect(j['cpus']).toHaveLength(2);
+    const t = JSON.parse(readFileSync(truth, 'utf8')) as { pages: Record<string, string> };
+    const pfn = Number(Object.keys(t.pages)[0]);
+    const raw = cli(['vmcore', 'read', core, '--phys', `0x${(pfn * 4096).toString(16)}`, '--size', '4K']);
+    expect(raw.status).toBe(0);
+    expect(raw.stdoutBytes.length).toBe(4096);
+    const hx = cli(['vmcore', 'read', core, '--phys', String(pfn * 4096), '--size', '32', '--hex']);
+    expect(hx.stdout.split('\n')[0]).toMatch(new RegExp(`^0*${(pfn * 4096).toString(16)}  `));
+  });
+
+  it('garbage, truncated, empty and missing files exit 2 with the file named', () => {
+    const garbage = join(dir, 'garbage');
+    writeFileSync(garbage, Buffer.from('this is not a vmcore at all, just text'.repeat(50)));
+    const empty = join(dir, 'empty');
+    writeFileSync(empty, '');
+    const core = join(dir, 't.vmcore');
+    expect(cli(['run', join(dir, 'small.yaml'), '--vmcore', core]).status).toBe(0);
+    truncateSync(core, Math.floor(statSync(core).size / 3));
+    for (const f of [garbage, empty, core, join(dir, 'missing')]) {
+      const r = cli(['vmcore', 'info', f]);
+      expect(r.status, f).toBe(2);
+      expect(r.stderr, f).toContain(f);
+    }
+  });
+
+  it('read refuses unbounded sizes and absent addresses', () => {
+    const core = join(dir, 'i.vmcore');
+    expect(cli(['vmcore', 'read', core, '--phys', '0', '--size', '64G']).status).toBe(2);
+    const r = cli(['vmcore', 'read', core, '--phys', '0x10', '--size', '16']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('not in any PT_LOAD');
+  });
+});
