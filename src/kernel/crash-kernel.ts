@@ -9,6 +9,7 @@ import type { Cpu } from '../platform/cpu/cpu.js';
 import type { Requester } from '../platform/memory-controller.js';
 import { e820End } from '../platform/e820.js';
 import { NS_PER_MS } from '../platform/clock.js';
+import { CPUID_EXT_EDX_PAGE1GB } from '../platform/cpu/cpuid.js';
 import { decodeElfHeader, decodeProgramHeader, EHDR_SIZE, PHDR_SIZE, PT_LOAD, PT_NOTE, ET_CORE, EM_X86_64 } from '../dump/elf.js';
 import { decodeNotes, encodeNotes } from '../dump/elf-note.js';
 import type { ElfLoadSpec } from '../dump/elf-vmcore-writer.js';
@@ -101,7 +102,8 @@ export class CrashKernel {
 
     // Its own page tables, in its own memory; the direct map covers only what its e820 calls RAM.
     const root = this.#allocPage();
-    const pt = new PageTableBuilder(m.mc, root, () => this.#allocPage(), this.who);
+    const gbPages = (this.cpu.cpuid(0x8000_0001)[3] & CPUID_EXT_EDX_PAGE1GB) !== 0;
+    const pt = new PageTableBuilder(m.mc, root, () => this.#allocPage(), this.who, gbPages);
     for (const r of usable) pt.map(PAGE_OFFSET + BigInt(r.start), r.start, r.end - r.start, { writable: true, global: true });
     this.cpu.cr3 = root;
     m.clock.advance(300 * NS_PER_MS);

@@ -9,6 +9,8 @@ import { e820End, type E820Entry } from '../platform/e820.js';
 import { deliverInit, deliverSipi } from '../platform/cpu/ipi.js';
 import type { Cpu } from '../platform/cpu/cpu.js';
 import { NS_PER_MS } from '../platform/clock.js';
+import { MSR_EFER, EFER_LME, EFER_LMA, EFER_NXE, EFER_SCE } from '../platform/cpu/msr.js';
+import { CPUID_EXT_EDX_PAGE1GB } from '../platform/cpu/cpuid.js';
 import { hexPad } from '../util/hex.js';
 import { Cmdline } from './cmdline.js';
 import { KernelLog } from './dmesg.js';
@@ -155,7 +157,11 @@ export class FirstKernel {
     const m = this.machine;
     const root = this.image.pa('init_top_pgt');
     m.mc.zero(root, 4096, this.who);
-    this.pageTables = new PageTableBuilder(m.mc, root, () => this.allocPage(), this.who);
+    // Long mode with NX, and 1 GiB direct-map pages only where CPUID says the part has them.
+    const bsp = m.bsp;
+    bsp.wrmsr(MSR_EFER, bsp.rdmsr(MSR_EFER) | EFER_LME | EFER_LMA | EFER_NXE | EFER_SCE);
+    const gbPages = (bsp.cpuid(0x8000_0001)[3] & CPUID_EXT_EDX_PAGE1GB) !== 0;
+    this.pageTables = new PageTableBuilder(m.mc, root, () => this.allocPage(), this.who, gbPages);
     // The direct map covers RAM and ACPI tables; the MMIO hole stays unmapped.
     for (const e of m.e820) {
       if (e.type !== 'usable' && e.type !== 'ACPI data' && e.type !== 'ACPI NVS') continue;
@@ -198,6 +204,7 @@ export class FirstKernel {
   }
 
   #apStart(cpu: Cpu): void {
+    cpu.wrmsr(MSR_EFER, cpu.rdmsr(MSR_EFER) | EFER_LME | EFER_LMA | EFER_NXE | EFER_SCE);
     cpu.cr3 = this.image.pa('init_top_pgt');
     cpu.nmiHandler = (c) => this.#nmi(c);
     cpu.regs.rip = this.image.va('native_safe_halt');

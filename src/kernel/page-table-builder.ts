@@ -21,13 +21,16 @@ export class PageTableBuilder {
   readonly #entry = new Uint8Array(8);
   readonly #dv = new DataView(this.#entry.buffer);
   tablePages = 1;
+  /** Whether 1 GiB leaf entries may be used (the CPU reports pdpe1gb). */
+  readonly gbPages: boolean;
 
   /** `root` must be a zeroed page; `allocTable` returns zeroed, page-aligned physical pages. */
-  constructor(mc: MemoryController, root: number, allocTable: () => number, who: Requester) {
+  constructor(mc: MemoryController, root: number, allocTable: () => number, who: Requester, gbPages = true) {
     this.#mc = mc;
     this.root = root;
     this.#allocTable = allocTable;
     this.#who = who;
+    this.gbPages = gbPages;
   }
 
   /** Maps [va, va+size) to [pa, pa+size); both 4 KiB aligned. */
@@ -39,7 +42,7 @@ export class PageTableBuilder {
       const left = size - off;
       const vLow = Number(v & 0x3fff_ffffn);
       let step: number;
-      if (vLow % GiB === 0 && p % GiB === 0 && left >= GiB) step = GiB;
+      if (this.gbPages && vLow % GiB === 0 && p % GiB === 0 && left >= GiB) step = GiB;
       else if (vLow % MiB2 === 0 && p % MiB2 === 0 && left >= MiB2) step = MiB2;
       else step = 4096;
       this.#mapOne(v, p, step, attrs);

@@ -12,6 +12,8 @@ import { MmioBus } from './mmio.js';
 import { DirectDma, type DmaPort } from './dma-port.js';
 import { RxNic } from './pci/rx-nic.js';
 import { pcE820, type E820Entry } from './e820.js';
+import { programCpuid, type CpuVendor } from './cpu/cpuid.js';
+import { MSR_IA32_APIC_BASE, APIC_BASE_BSP, APIC_BASE_ENABLE } from './cpu/msr.js';
 
 export interface NicSpec {
   name: string;
@@ -27,6 +29,10 @@ export interface MachineConfig {
   cpus: number;
   seed: number;
   nics: readonly NicSpec[];
+  /** CPU vendor; AMD parts carry the memory-encryption features later issues model. */
+  cpuVendor?: CpuVendor;
+  /** 1 GiB page support (CPUID pdpe1gb); on by default. */
+  gbPages?: boolean;
   /** Caps stored trace entries. */
   traceLimit?: number;
 }
@@ -54,7 +60,12 @@ export class Machine {
     this.mc = new MemoryController(this.dram);
     this.entryPoints = new EntryPoints(this.mc, this.trace);
     this.cpus = [];
-    for (let i = 0; i < config.cpus; i++) this.cpus.push(new Cpu(i, i, i === 0));
+    for (let i = 0; i < config.cpus; i++) {
+      const cpu = new Cpu(i, i, i === 0);
+      programCpuid(cpu, { vendor: config.cpuVendor ?? 'AuthenticAMD', physBits: 48, gbPages: config.gbPages ?? true });
+      cpu.wrmsr(MSR_IA32_APIC_BASE, 0xfee0_0000n | APIC_BASE_ENABLE | (cpu.isBsp ? APIC_BASE_BSP : 0n));
+      this.cpus.push(cpu);
+    }
     this.dma = new DirectDma(this.mc);
     // Devices reach memory through `this.dma` as it is at the time of each transfer.
     const port: DmaPort = {
