@@ -63,10 +63,18 @@ function parseRanges(v: string, systemRam: number): { size: number; base?: numbe
     if (!size) return { error: 'crashkernel: Memory value expected' };
     i = size.end;
     if (size.value >= ram) return { error: 'crashkernel: invalid size' };
-    if (chosen === 0 && ram >= start.value && ram < end) chosen = size.value;
+    // The first matching entry wins (even with size 0); the kernel stops parsing there.
+    if (ram >= start.value && ram < end) {
+      chosen = size.value;
+      break;
+    }
     if (v[i] !== ',') break;
     i++;
   }
+  // No match, or a zero size: the kernel looks no further (not even at '@').
+  if (chosen === 0) return { size: 0 };
+  // After a match it skips the rest of the list up to '@' or the end.
+  while (i < v.length && v[i] !== '@') i++;
   let base: number | undefined;
   if (v[i] === '@') {
     const b = memparse(v, i + 1);
@@ -111,6 +119,8 @@ export function parseCrashkernel(cmdline: string, systemRam: number): Crashkerne
   if (high === undefined) return undefined;
   const h = memparse(high, 0);
   if (!h || h.end !== high.length) return { ok: false, message: 'crashkernel: memory value expected' };
+  // parse_crashkernel(): a ,high size of zero is -EINVAL (the kernel reserves nothing).
+  if (h.value === 0) return { ok: false, message: 'crashkernel size resulted in zero bytes' };
   const low = lastValue(cmdline, ',low');
   let lowSize: number | undefined;
   if (low !== undefined) {

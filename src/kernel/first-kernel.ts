@@ -207,6 +207,12 @@ export class FirstKernel {
     cpu.wrmsr(MSR_EFER, cpu.rdmsr(MSR_EFER) | EFER_LME | EFER_LMA | EFER_NXE | EFER_SCE);
     cpu.cr3 = this.image.pa('init_top_pgt');
     cpu.nmiHandler = (c) => this.#nmi(c);
+    // The idle task's context: kernel segments, interrupts on, on this CPU's idle stack, in the halt loop.
+    cpu.regs.cs = 0x10n;
+    cpu.regs.ss = 0x18n;
+    cpu.regs.eflags = 0x246n;
+    cpu.regs.rsp = 0xffff_c900_0000_0000n + BigInt(cpu.id) * 0x4000n + 0x3ed8n;
+    cpu.regs.rbp = 0n;
     cpu.regs.rip = this.image.va('native_safe_halt');
     cpu.state = 'halted'; // the idle loop
   }

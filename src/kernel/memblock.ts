@@ -13,7 +13,14 @@ export class Memblock {
   readonly total: number;
 
   constructor(usable: readonly Range[]) {
-    this.#free = usable.map((r) => ({ ...r })).filter((r) => r.end > r.start).sort((a, b) => a.start - b.start);
+    const sorted = usable.map((r) => ({ ...r })).filter((r) => r.end > r.start).sort((a, b) => a.start - b.start);
+    // Touching or overlapping ranges are one block, as memblock_add() merges them.
+    this.#free = [];
+    for (const r of sorted) {
+      const last = this.#free[this.#free.length - 1];
+      if (last !== undefined && r.start <= last.end) last.end = Math.max(last.end, r.end);
+      else this.#free.push(r);
+    }
     this.total = this.#free.reduce((n, r) => n + (r.end - r.start), 0);
   }
 

@@ -76,7 +76,7 @@ export function runPythonJson<T>(script: string, args: readonly string[]): T {
   try {
     return JSON.parse(r.stdout) as T;
   } catch (e) {
-    throw new Error(`${script} printed no JSON (${(e as Error).message}): ${r.stdout.slice(0, 500)}`);
+    throw new Error(`${script} printed no JSON (${(e as Error).message}): ${r.stdout.slice(0, 500)}`, { cause: e });
   }
 }
 
@@ -94,7 +94,50 @@ export interface PageCounts {
   zeroEqual: number;
   differ: number;
   missing: number;
+  nonZeroMissing: number;
   problems: unknown[];
+}
+
+/** What py/check_kdumpfile.py prints. */
+export interface KdumpfileReport {
+  format: string;
+  arch: string | null;
+  utsRelease: string | null;
+  utsReleaseError: string | null;
+  vmcoreinfoOsrelease: string | null;
+  phys: PageCounts;
+  regions: (PageCounts & { start: number; end: number })[];
+  outside: { checked: number; absent: number; present: number[]; quirkSkipped: number[] };
+  directMap: { start: string; end: string; offset: string } | null;
+  kv: {
+    sampled: number;
+    walkOk: number;
+    readEqual: number;
+    problems: unknown[];
+    pgtRoot?: string;
+    initUtsRelease?: string | null;
+    beyondRam?: { va: string; error: string | null; message?: string };
+  };
+}
+
+/** What py/check_drgn.py prints. */
+export interface DrgnFault {
+  error: string | null;
+  message?: string;
+  address?: string | null;
+}
+
+export interface DrgnReport {
+  flags: string;
+  isLinuxKernel: boolean;
+  arch: string | null;
+  phys: PageCounts;
+  physGap?: DrgnFault & { pfn: number };
+  virt16: { va: string; ok: boolean; equal?: boolean } & Partial<DrgnFault>;
+  virt: PageCounts;
+  virtGap?: DrgnFault & { va: string };
+  beyondRam?: DrgnFault & { va: string };
+  noVaddr?: { cleared: number; isLinuxKernel: boolean; virt: PageCounts };
 }
 
 /**

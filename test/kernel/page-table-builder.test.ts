@@ -13,7 +13,7 @@ const HIGH_HALF = 0xffff_8000_0000_0000n;
 const who = { kind: 'cpu', id: 0 } as const;
 
 /** Tables live in a 64 MiB DRAM; mapped physical addresses need not exist (walk never touches them). */
-function setup(): { mc: MemoryController; ptb: PageTableBuilder; allocs: () => number } {
+function setup(gbPages = true): { mc: MemoryController; ptb: PageTableBuilder; allocs: () => number } {
   const mc = new MemoryController(new PhysicalMemory(64 * 2 ** 20));
   let next = 0x10_0000;
   let n = 0;
@@ -24,7 +24,7 @@ function setup(): { mc: MemoryController; ptb: PageTableBuilder; allocs: () => n
     const p = next;
     next += KiB4;
     return p;
-  }, who);
+  }, who, gbPages);
   return { mc, ptb, allocs: () => n };
 }
 
@@ -42,15 +42,18 @@ interface Page {
   writable: boolean;
 }
 
-/** The kernel's rule (init_memory_mapping): the largest page both addresses are aligned to and the rest of the range fills. */
-function decompose(r: Region): Page[] {
+/**
+ * The kernel's rule (init_memory_mapping): the largest page both addresses are
+ * aligned to and the rest of the range fills; 1 GiB only when the CPU has pdpe1gb.
+ */
+function decompose(r: Region, gbPages: boolean): Page[] {
   const out: Page[] = [];
   const v48 = Number(r.va & 0xffff_ffff_ffffn);
   for (let off = 0; off < r.size;) {
     const v = v48 + off;
     const p = r.pa + off;
     const left = r.size - off;
-    const size = v % GiB === 0 && p % GiB === 0 && left >= GiB ? GiB : v % MiB2 === 0 && p % MiB2 === 0 && left >= MiB2 ? MiB2 : KiB4;
+    const size = gbPages && v % GiB === 0 && p % GiB === 0 && left >= GiB ? GiB : v % MiB2 === 0 && p % MiB2 === 0 && left >= MiB2 ? MiB2 : KiB4;
     out.push({ v48: v, pa: p, size, writable: r.writable });
     off += size;
   }
@@ -150,15 +153,16 @@ const scenario = fc.record({
   unmap: fc.array(fc.boolean(), { minLength: 8, maxLength: 8 }),
   probes: fc.array(fc.bigInt({ min: 0n, max: (1n << 48n) - 1n }), { maxLength: 20 }),
   offsets: fc.array(fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }), { minLength: 4, maxLength: 4 }),
+  gbPages: fc.boolean(),
 });
 
 describe('PageTableBuilder with walk (model-based)', () => {
   it('maps random regions with the largest aligned pages; walk agrees with a reference MMU before and after unmap', () => {
     fc.assert(
-      fc.property(scenario, ({ regions, unmap, probes, offsets }) => {
-        const { mc, ptb, allocs } = setup();
+      fc.property(scenario, ({ regions, unmap, probes, offsets, gbPages }) => {
+        const { mc, ptb, allocs } = setup(gbPages);
         const ref = new RefMmu();
-        const pagesOf = regions.map(decompose);
+        const pagesOf = regions.map((r) => decompose(r, gbPages));
         regions.forEach((r, i) => {
           ptb.map(r.va, r.pa, r.size, { writable: r.writable });
           for (const p of pagesOf[i]!) ref.add(p);
@@ -211,6 +215,13 @@ describe('PageTableBuilder with walk (model-based)', () => {
     expect(sizes(2 * MiB2 + GiB)).toBe(MiB2);
     expect(sizes(3 * MiB2 + GiB)).toBe(KiB4);
     expect(sizes(3 * MiB2 + GiB + 3 * KiB4)).toBe(-1);
+  });
+
+  it('without 1 GiB page support maps a 1 GiB-aligned gibibyte as 2 MiB pages', () => {
+    const { mc, ptb, allocs } = setup(false);
+    ptb.map(0xffff_8880_0000_0000n, 4 * GiB, GiB, { writable: true });
+    expect(walk(mc, ptb.root, 0xffff_8880_0000_0000n + 0x1234_5678n)).toMatchObject({ ok: true, pa: 4 * GiB + 0x1234_5678, pageSize: MiB2, level: 2 });
+    expect(allocs()).toBe(2); // a PDPT and one PD holding 512 entries
   });
 
   it('uses 4 KiB pages when virtual and physical addresses disagree in alignment', () => {

@@ -71,6 +71,7 @@ export class RxNic implements MmioDevice {
 
   /** Power-on state. kexec does not call this; only a reset (CTRL.RST) or platform reset does. */
   reset(): void {
+    this.#settleDrops(); // drops before the reset happened, whether or not anyone asked yet
     this.ctrl = 0;
     this.rdba = 0;
     this.rdlen = 0;
@@ -124,9 +125,13 @@ export class RxNic implements MmioDevice {
 
   #updateTimer(): void {
     const on = (this.ctrl & CTRL_RXEN) !== 0;
-    if (on && this.#timer === undefined) this.#arm();
-    if (!on && this.#timer !== undefined) {
-      this.#timer.cancel();
+    // While the ring is full the timer is stopped on purpose; #resumeIfRoom restarts it.
+    if (on && this.#timer === undefined && this.#fullSince === undefined) this.#arm();
+    if (!on) {
+      // A disabled receiver takes no packets, so it drops none either.
+      this.#settleDrops();
+      this.#fullSince = undefined;
+      this.#timer?.cancel();
       this.#timer = undefined;
     }
   }

@@ -2,7 +2,7 @@
 """Opens a vmcore with drgn (no debug info) and checks it against a kdumpsim
 truth manifest. Prints one JSON object on stdout.
 
-usage: check_drgn.py VMCOREINFO TRUTH --max-pfn N [--zero-stride N]
+usage: check_drgn.py VMCORE TRUTH --max-pfn N [--zero-stride N]
                      [--virt-sample N] [--no-vaddr-copy PATH]
 
 --no-vaddr-copy writes a sparse copy of the vmcore whose direct-map PT_LOADs

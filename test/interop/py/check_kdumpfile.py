@@ -3,7 +3,7 @@
 against a kdumpsim truth manifest. Prints one JSON object on stdout; the
 vitest file decides what must hold.
 
-usage: check_kdumpfile.py VMCORE TRUTH --max-pfn N [--kv-sample N]
+usage: check_kdumpfile.py VMCORE TRUTH --max-pfn N [--kv-sample N] [--region START:END ...]
 """
 
 import argparse
@@ -73,6 +73,8 @@ def main():
     ap.add_argument("truth")
     ap.add_argument("--max-pfn", type=int, required=True, help="pfns of the machine's DRAM")
     ap.add_argument("--kv-sample", type=int, default=1024)
+    ap.add_argument("--region", action="append", default=[], metavar="START:END",
+                    help="also report the pages of pfns [START, END) on their own")
     a = ap.parse_args()
 
     m = T.load_manifest(a.truth)
@@ -92,6 +94,11 @@ def main():
 
     # 1. Every page of the manifest's ranges, by machine-physical address.
     out["phys"] = T.compare_pages(m, T.range_pfns(m), read_phys, (NoDataException,))
+
+    out["regions"] = []
+    for spec in a.region:
+        lo, hi = (int(x, 0) for x in spec.split(":"))
+        out["regions"].append({"start": lo, "end": hi, **T.compare_pages(m, range(lo, hi), read_phys, (NoDataException,))})
 
     # 2. Pages the dump must leave out (first MiB, crash region, non-RAM) are absent.
     #    libkdumpfile 0.5.1 reads the page just before a PT_LOAD's start as zeros

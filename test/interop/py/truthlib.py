@@ -81,7 +81,7 @@ def compare_pages(m, pfns, read_page, no_data_errors):
     r = {
         "nonZeroChecked": 0, "nonZeroEqual": 0, "changedAfterPanic": 0,
         "zeroChecked": 0, "zeroEqual": 0,
-        "differ": 0, "missing": 0, "problems": [],
+        "differ": 0, "missing": 0, "nonZeroMissing": 0, "problems": [],
     }
     for pfn in pfns:
         nonzero = str(pfn) in m["pages"]
@@ -90,6 +90,8 @@ def compare_pages(m, pfns, read_page, no_data_errors):
             page = bytes(read_page(pfn))
         except no_data_errors as e:
             r["missing"] += 1
+            if nonzero:
+                r["nonZeroMissing"] += 1
             if len(r["problems"]) < MAX_LISTED:
                 r["problems"].append({"pfn": pfn, "problem": "missing", "error": f"{type(e).__name__}: {e}"})
             continue

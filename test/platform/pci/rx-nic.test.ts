@@ -239,6 +239,19 @@ describe('RxNic', () => {
     expect(r.nic.packetsReceived).toBe(6);
   });
 
+  it('rewriting CTRL while the ring is full loses no drops and keeps packet numbers', () => {
+    const r = rig(4);
+    start(r);
+    r.clock.advanceTo(10 * IV + 500); // 3 received, packets 3..9 dropped
+    r.reg(NIC_CTRL, CTRL_RXEN); // a driver rewriting CTRL with the same bits
+    r.clock.advanceTo(20 * IV + 500);
+    expect(r.nic.dropped).toBe(20 - 3);
+    recycle(r, 1);
+    r.clock.advanceTo(21 * IV);
+    expect(sameBytes(buffer(r, 3), packetBytes(SEED, 20, PKT))).toBe(true);
+    expect(r.nic.dropped).toBe(17);
+  });
+
   it('how many drops `dropped` reports does not depend on whether it was read before a reset', () => {
     const run = (peek: boolean): number => {
       const r = rig(4);
