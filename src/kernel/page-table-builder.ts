@@ -60,7 +60,10 @@ export class PageTableBuilder {
         continue;
       }
       this.#write(leaf.entryPa, 0, 0);
-      off += leaf.size;
+      // Continue after the end of the leaf, which may have started before `va + off`.
+      const v = va + BigInt(off);
+      const leafEnd = v - (v % BigInt(leaf.size)) + BigInt(leaf.size);
+      off = Number(leafEnd - va);
     }
   }
 

@@ -73,25 +73,22 @@ export class PhysicalMemory {
     }
   }
 
-  /** Zeroes a range; whole frames are dropped, so clearing a huge table stays cheap. */
+  /** Zeroes a range; whole frames are dropped, so clearing a huge table costs what it had touched. */
   zero(pa: number, length: number): void {
     this.#check(pa, length);
-    let done = 0;
-    while (done < length) {
-      const a = pa + done;
-      const pfn = Math.floor(a / FRAME_SIZE);
-      const off = a - pfn * FRAME_SIZE;
-      const n = Math.min(FRAME_SIZE - off, length - done);
-      const f = this.#frames.get(pfn);
-      if (f !== undefined) {
-        if (n === FRAME_SIZE) {
-          this.#frames.delete(pfn);
-          f.fill(0);
-          this.#spare.push(f);
-          this.#sorted = null;
-        } else f.fill(0, off, off + n);
-      }
-      done += n;
+    if (length === 0) return;
+    const first = Math.floor(pa / FRAME_SIZE);
+    const last = Math.floor((pa + length - 1) / FRAME_SIZE);
+    for (const pfn of this.presentFrames(first, last + 1)) {
+      const f = this.#frames.get(pfn)!;
+      const from = Math.max(pa, pfn * FRAME_SIZE) - pfn * FRAME_SIZE;
+      const to = Math.min(pa + length, (pfn + 1) * FRAME_SIZE) - pfn * FRAME_SIZE;
+      if (from === 0 && to === FRAME_SIZE) {
+        this.#frames.delete(pfn);
+        this.#sorted = null;
+        f.fill(0);
+        this.#spare.push(f);
+      } else f.fill(0, from, to);
     }
   }
 

@@ -13,7 +13,7 @@ import type { CaptureRecord } from '../kernel/proc-vmcore.js';
 import type { ElfLoadSpec } from '../dump/elf-vmcore-writer.js';
 import { pageDigest } from '../dump/verify.js';
 import { ZERO_PAGE_HASH, TRUTH_FORMAT, TRUTH_VERSION, type TruthManifest } from '../dump/truth-manifest.js';
-import type { OracleReport, PageError } from './result.js';
+import type { OracleReport, PageError, PageFate, PageFateRun } from './result.js';
 
 const MAX_LISTED_ERRORS = 50;
 
@@ -93,6 +93,7 @@ export class Oracle {
     const covered = subtractRanges(this.ranges, complement(loads.map((l) => ({ start: l.paddr / 4096, end: (l.paddr + l.memsz) / 4096 }))));
     const captured = record === undefined ? 0 : covered.reduce((n, r) => n + (r.end - r.start), 0);
     const errors: PageError[] = [];
+    const special = new Map<number, PageFate>();
     let wrong = 0;
     let changed = 0;
     if (record !== undefined) {
@@ -105,9 +106,11 @@ export class Oracle {
         const alts = this.alternatives.get(pfn);
         if (alts?.includes(got) && !this.strayWrites.has(pfn)) {
           changed++;
+          special.set(pfn, 'changed-by-dma');
           continue;
         }
         wrong++;
+        special.set(pfn, 'wrong');
         if (errors.length < MAX_LISTED_ERRORS) errors.push({ pfn, pa: `0x${(pfn * 4096).toString(16)}`, cause: this.#cause(pfn, got) });
       }
     }
@@ -127,6 +130,18 @@ export class Oracle {
       pagesChangedAfterPanic: changed,
       pagesWrong: wrong,
       errors,
+      pageMap: buildPageMap(Math.floor(this.#machine.dram.size / 4096), this.ranges, record === undefined ? [] : covered, special),
+    };
+  }
+
+  /** The report of a run that captured nothing. */
+  nothingCaptured(): OracleReport {
+    const ranges = this.taken ? this.ranges : this.expectedRanges();
+    const expected = ranges.reduce((n, r) => n + (r.end - r.start), 0);
+    return {
+      pagesExpected: expected, pagesCaptured: 0, pagesCorrect: 0, pagesMissing: expected, pagesCiphertext: 0,
+      pagesChangedAfterPanic: 0, pagesWrong: 0, errors: [],
+      pageMap: buildPageMap(Math.floor(this.#machine.dram.size / 4096), ranges, [], new Map()),
     };
   }
 
@@ -156,6 +171,37 @@ export class Oracle {
       alternatives,
     };
   }
+}
+
+/**
+ * Memory as contiguous runs: outside `expected` not-in-dump; inside, missing
+ * unless `covered`, correct unless a special fate is recorded for the page.
+ */
+export function buildPageMap(maxPfn: number, expected: readonly Range[], covered: readonly Range[], special: ReadonlyMap<number, PageFate>): PageFateRun[] {
+  const cuts = new Set<number>([0, maxPfn]);
+  for (const r of [...expected, ...covered]) {
+    cuts.add(Math.min(r.start, maxPfn));
+    cuts.add(Math.min(r.end, maxPfn));
+  }
+  for (const pfn of special.keys()) {
+    cuts.add(pfn);
+    cuts.add(pfn + 1);
+  }
+  const points = [...cuts].filter((x) => x <= maxPfn).sort((a, b) => a - b);
+  const out: PageFateRun[] = [];
+  for (let i = 0; i + 1 < points.length; i++) {
+    const a = points[i]!;
+    const b = points[i + 1]!;
+    if (b <= a) continue;
+    let fate: PageFate;
+    if (!inRanges(expected, a)) fate = 'not-in-dump';
+    else if (!inRanges(covered, a)) fate = 'missing';
+    else fate = special.get(a) ?? 'correct';
+    const last = out[out.length - 1];
+    if (last !== undefined && last.fate === fate && last.endPfn === a) last.endPfn = b;
+    else out.push({ startPfn: a, endPfn: b, fate });
+  }
+  return out;
 }
 
 function inRanges(rs: readonly Range[], pfn: number): boolean {

@@ -1,6 +1,6 @@
 // RunResult: everything a report shows about one run is derived from it.
 
-import type { Verdict } from './schema.js';
+import type { Scenario, Verdict } from './schema.js';
 import type { TraceEvent } from '../platform/trace.js';
 
 export interface PageError {
@@ -8,6 +8,16 @@ export interface PageError {
   /** Physical address, hex. */
   pa: string;
   cause: string;
+}
+
+/** What became of a run of physical pages, for the memory map. */
+export type PageFate = 'correct' | 'changed-by-dma' | 'wrong' | 'ciphertext' | 'missing' | 'not-in-dump';
+
+export interface PageFateRun {
+  startPfn: number;
+  /** Exclusive. */
+  endPfn: number;
+  fate: PageFate;
 }
 
 export interface OracleReport {
@@ -21,6 +31,11 @@ export interface OracleReport {
   pagesWrong: number;
   /** The first wrong or missing pages, with their cause. */
   errors: PageError[];
+  /**
+   * Physical memory from 0 to the top of DRAM as runs of page fates,
+   * ascending and contiguous (holes and the crash region are 'not-in-dump').
+   */
+  pageMap: PageFateRun[];
 }
 
 export interface RunMetrics {
@@ -37,6 +52,8 @@ export interface RunMetrics {
 }
 
 export interface RunResult {
+  /** Format marker, so `run --replay` can recognise the file. */
+  kind: 'kdumpsim-run-result';
   scenario: string;
   seed: number;
   verdict: Verdict;
@@ -48,6 +65,8 @@ export interface RunResult {
   vmcore: { path: string; size: number; bytesWritten: number } | null;
   /** Hardware and kernel milestones (bulk DMA traffic is counted, not listed). */
   trace: TraceEvent[];
+  /** The fully resolved scenario this run executed (defaults filled in), for replay. */
+  input: Scenario;
   /** When the scenario has `expect`: whether it held, and what differed. */
   expectation: { met: boolean; differences: string[] } | null;
 }

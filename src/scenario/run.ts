@@ -47,7 +47,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
   const nicPackets = (): number => m.nics.reduce((n, x) => n + x.packetsReceived, 0);
 
   const finish = (verdict: Verdict, report: OracleReport | null, image?: KexecImage): RunResult => {
-    const r = assemble(s, seed, m, fk, ck, verdict, report ?? emptyReport(oracle), chainExtra, crashStartNs, image);
+    const r = assemble(s, seed, m, fk, ck, verdict, report ?? oracle.nothingCaptured(), chainExtra, crashStartNs, image);
     if (oracle.taken) r.metrics.dmaPacketsAfterPanic = nicPackets() - packetsAtHandoff;
     return r;
   };
@@ -129,10 +129,6 @@ function applyFault(m: Machine, f: Scenario['faults'][number], image: KexecImage
   }
 }
 
-function emptyReport(oracle: Oracle): OracleReport {
-  const expected = (oracle.taken ? oracle.ranges : oracle.expectedRanges()).reduce((n, r) => n + (r.end - r.start), 0);
-  return { pagesExpected: expected, pagesCaptured: 0, pagesCorrect: 0, pagesMissing: expected, pagesCiphertext: 0, pagesChangedAfterPanic: 0, pagesWrong: 0, errors: [] };
-}
 
 function assemble(
   s: Scenario, seed: number, m: Machine, fk: FirstKernel, ck: CrashKernel | undefined, verdict: Verdict,
@@ -147,6 +143,7 @@ function assemble(
   const nic = m.nics[0];
   const panicEv = m.trace.events.find((e) => e.kind === 'step' && e.detail.startsWith('panic on CPU'));
   const result: RunResult = {
+    kind: 'kdumpsim-run-result',
     scenario: s.name,
     seed,
     verdict,
@@ -166,6 +163,7 @@ function assemble(
     },
     vmcore: saved?.file ?? null,
     trace,
+    input: s,
     expectation: null,
   };
   if (s.expect?.verdict !== undefined) {

@@ -242,11 +242,9 @@ describe('PageTableBuilder with walk (model-based)', () => {
     expect(() => ptb.map(0x0000_8000_0000_0000n, 0, KiB4, { writable: true })).toThrow(RangeError);
   });
 
-  // KNOWN BUG (src/kernel/page-table-builder.ts, unmap): after clearing a large
-  // leaf it advances by the leaf's size from the unaligned start instead of to
-  // the leaf's end, so pages right after the large page are skipped. `it.fails`
-  // keeps this visible: when unmap is fixed, turn it back into `it`.
-  it.fails('unmap of a range that starts inside a large page also removes the pages after it', () => {
+  // unmap() clears whole leaves: a range starting inside a large page must go on
+  // from that leaf's end, not from start + leaf size.
+  it('unmap of a range that starts inside a large page also removes the pages after it', () => {
     const { mc, ptb } = setup();
     const va = 0x4000_0000n;
     ptb.map(va, 0x4000_0000, MiB2, { writable: true }); // one 2 MiB page

@@ -26,7 +26,7 @@ export const PF_INSTR = 1 << 4;
 /** The RMP bit of the #PF error code (AMD SEV-SNP). */
 export const PF_RMP = 2 ** 31;
 
-export type WalkFaultKind = 'not-present' | 'write-protect' | 'non-canonical';
+export type WalkFaultKind = 'not-present' | 'write-protect' | 'non-canonical' | 'reserved-bit';
 
 export type WalkResult =
   | { ok: true; pa: number; pageSize: number; writable: boolean; nx: boolean; encrypted: boolean; level: number }
@@ -72,6 +72,10 @@ export function walk(mc: MemoryController, cr3: number, vaddr: bigint, opts: Wal
   let nx = false;
   for (let level = 4; level >= 1; level--) {
     const idx = sv.idx[4 - level]!;
+    if (table + idx * 8 + 8 > mc.dram.size) {
+      // Nothing answers there: the read returns all ones, whose reserved bits fault.
+      return { ok: false, fault: 'reserved-bit', level, errorCode: PF_PRESENT | PF_RSVD | (opts.write ? PF_WRITE : 0), detail: `${LEVEL_NAMES[level]} table at 0x${table.toString(16)} is outside DRAM` };
+    }
     mc.read(table + idx * 8, buf, { keyId: tableKeyId });
     const lo = dv.getUint32(0, true);
     const hi = dv.getUint32(4, true);
