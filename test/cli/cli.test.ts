@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync, openSync, writeSync, closeSync, tru
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli } from '../helpers/cli.js';
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- JSON parsed from the CLI is checked field by field */
 import { openVmcore } from '../../src/dump/vmcore-reader.js';
 import { ElfVmcoreReader } from '../../src/dump/elf-vmcore-reader.js';
 
