@@ -35,7 +35,7 @@ export function runDemo(write: (s: string) => void, color: boolean): number {
     write(`   re-reading the ${r.vmcore?.size ?? 0}-byte ELF vmcore (sparse, ${r.vmcore?.bytesWritten ?? 0} bytes of data): ${v.text}`);
 
     write('\n' + b('2. The same crash after a stray DMA write hit the loaded capture kernel') + '\n');
-    const bad = runScenario({ ...s, faults: [{ kind: 'segment-overwrite', segment: 'kernel', offset: '1M' }] });
+    const bad = runScenario({ ...s, faults: [{ kind: 'stray-dma', target: 'kernel', offset: '1M', length: 64, phase: 'before-panic', device: 'stray-dma' }] });
     story(bad, write);
     write(`   verdict: ${verdictLabel(bad, color)}: purgatory refuses to jump into a kernel whose bytes changed\n`);
 

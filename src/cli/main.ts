@@ -4,7 +4,7 @@
 
 import { writeSync } from 'node:fs';
 import { Command, CommanderError } from '@commander-js/extra-typings';
-import { isInputError, UsageError } from '../util/errors.js';
+import { InputError, isInputError, UsageError } from '../util/errors.js';
 import { loadScenarioFile } from '../scenario/load.js';
 import { runScenario } from '../scenario/run.js';
 import { renderRunText } from '../report/text.js';
@@ -12,6 +12,8 @@ import { runDemo } from './demo.js';
 import { vmcoreInfo, vmcoreRead, vmcoreVerify } from './vmcore-commands.js';
 import { progressBar } from './progress.js';
 import { scenarioJsonSchema } from '../scenario/schema.js';
+import { replayInput } from '../scenario/replay.js';
+import { readText } from '../scenario/load.js';
 
 function out(s: string | Uint8Array): void {
   const b = typeof s === 'string' ? Buffer.from(s) : s;
@@ -34,6 +36,15 @@ function parseSeed(v: string): number {
   return Number(v);
 }
 
+function parseJsonFile(file: string): unknown {
+  const text = readText(file, 'result');
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new InputError(`Cannot parse "${file}" as JSON: ${(e as Error).message}`);
+  }
+}
+
 export function buildProgram(): Command {
   const program = new Command('kdumpsim')
     .description('Simulate Linux kexec/kdump on x86 machines with memory encryption and IOMMUs, and inspect real vmcores.')
@@ -49,25 +60,42 @@ export function buildProgram(): Command {
 
   program.command('run')
     .description('run a scenario: boot, panic, capture, and check every page against ground truth')
-    .argument('<scenario>', 'scenario YAML file (see scenarios/ and schema/scenario.schema.json)')
+    .argument('[scenario]', 'scenario YAML file (see scenarios/ and schema/scenario.schema.json)')
     .option('--json', 'print the RunResult as JSON on stdout')
     .option('--vmcore <path>', 'save the capture kernel\'s vmcore (ELF) here')
     .option('--truth <path>', 'write the ground-truth manifest here, for `kdumpsim vmcore verify`')
     .option('--seed <n>', 'override the scenario\'s seed', parseSeed)
+    .option('--replay <result.json>', 're-run what a saved run (run --json) or matrix cell (matrix --json, with --cell) did')
+    .option('--cell <id>', 'with --replay of a matrix result: the cell to re-run, e.g. "crashkernel=64M,dma=fast"')
     .option('--full-logs', 'print every kernel log line, not only the key ones')
-    .addHelpText('after', '\nExit status: 0 when the verdict matches the scenario\'s expect (or it has none), 1 when not, 2 on bad input.\n\nExample:\n  kdumpsim run scenarios/plain-host.yaml --vmcore /tmp/vmcore --truth /tmp/truth.json')
+    .addHelpText('after', '\nExit status: 0 when the verdict matches the scenario\'s expect (or it has none; with --replay, when it\n' +
+      'reproduces the recorded verdict), 1 when not, 2 on bad input.\n\nExamples:\n' +
+      '  kdumpsim run scenarios/plain-host.yaml --vmcore /tmp/vmcore --truth /tmp/truth.json\n' +
+      '  kdumpsim run scenarios/plain-host.yaml --json > result.json && kdumpsim run --replay result.json')
     .action((file, o) => {
-      const s = loadScenarioFile(file);
+      if ((file === undefined) === (o.replay === undefined)) throw new UsageError('Cannot run: give either a scenario file or --replay RESULT.json');
+      if (o.cell !== undefined && o.replay === undefined) throw new UsageError('Cannot run: --cell goes with --replay');
+      const replay = o.replay === undefined ? undefined : replayInput(parseJsonFile(o.replay), o.replay, o.cell);
+      const s = replay?.scenario ?? loadScenarioFile(file!);
+      const seed = o.seed ?? replay?.seed;
       const bar = o.json ? undefined : progressBar('saving vmcore');
       const r = runScenario(s, {
-        ...(o.seed === undefined ? {} : { seed: o.seed }),
+        ...(seed === undefined ? {} : { seed }),
         ...(o.vmcore === undefined ? {} : { vmcorePath: o.vmcore }),
         ...(o.truth === undefined ? {} : { truthPath: o.truth }),
         ...(bar === undefined ? {} : { onProgress: (d: number, t: number) => bar.update(d, t) }),
       });
       bar?.done();
       out(o.json ? JSON.stringify(r, null, 2) + '\n' : renderRunText(r, { color: useColor(), fullLogs: o.fullLogs === true }));
-      process.exitCode = r.expectation === null || r.expectation.met ? 0 : 1;
+      let ok = r.expectation === null || r.expectation.met;
+      if (replay !== undefined && replay.recordedVerdict !== undefined) {
+        const same = replay.recordedVerdict === r.verdict;
+        process.stderr.write(same
+          ? `replay of ${replay.label}: reproduced the recorded verdict ${r.verdict}\n`
+          : `replay of ${replay.label}: recorded verdict ${replay.recordedVerdict}, this run gave ${r.verdict}\n`);
+        ok = same;
+      }
+      process.exitCode = ok ? 0 : 1;
     });
 
   const vm = program.command('vmcore').description('inspect and check vmcore files (real ones too)');

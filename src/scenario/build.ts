@@ -6,6 +6,7 @@ import type { FirstKernelConfig } from '../kernel/first-kernel.js';
 import { parseDuration, parseSize } from '../util/units.js';
 import { InputError } from '../util/errors.js';
 import type { Scenario } from './schema.js';
+import { applyCmdlineFaults } from './faults.js';
 
 /** Where NIC BARs go: the usual 0xfeb00000 area of a PC's MMIO hole. */
 const NIC_MMIO_BASE = 0xfeb0_0000;
@@ -24,6 +25,7 @@ export function duration(v: string | number, field: string): number {
 }
 
 export function buildMachine(s: Scenario, seed: number): Machine {
+  if (s.machine.memory === undefined) throw new InputError('Cannot build machine: machine.memory is not set');
   const memory = size(s.machine.memory, 'machine.memory');
   if (memory < 256 * 2 ** 20 || memory % 4096 !== 0) {
     throw new InputError(`Cannot build machine: machine.memory ${memory} must be a multiple of 4K and at least 256M`);
@@ -40,9 +42,13 @@ export function buildMachine(s: Scenario, seed: number): Machine {
 
 export function firstKernelConfig(s: Scenario, seed: number): FirstKernelConfig {
   const nic = s.machine.devices[0];
+  let cmdline = s.firstKernel.cmdline;
+  if (s.firstKernel.crashkernel !== undefined) {
+    cmdline = cmdline.split(/\s+/).filter((w) => w !== '' && !w.startsWith('crashkernel=')).concat(`crashkernel=${s.firstKernel.crashkernel}`).join(' ');
+  }
   return {
     profile: kernelProfile(s.firstKernel.profile),
-    cmdline: s.firstKernel.cmdline,
+    cmdline: applyCmdlineFaults(cmdline, s.faults),
     seed,
     nic: { ringEntries: nic?.ringEntries ?? 256, bufferBytes: 2048, pollIntervalNs: NAPI_POLL_NS },
   };

@@ -14,6 +14,8 @@ import { panic } from '../kernel/panic.js';
 import type { CrashKernel } from '../kernel/crash-kernel.js';
 import { buildMachine, crashKernelProfile, duration, firstKernelConfig, size } from './build.js';
 import { Oracle } from './oracle.js';
+import { applyBootFaults, armDmaFaults } from './faults.js';
+import { checkExpectation } from './expect.js';
 import type { Scenario, Verdict } from './schema.js';
 import type { OracleReport, RunResult } from './result.js';
 
@@ -42,6 +44,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
   let crashStartNs: number | null = null;
   const oracle = new Oracle(m, fk);
   const chainExtra: string[] = [];
+  applyBootFaults(m, s.faults);
   opts.onMachine?.(m, fk);
   let packetsAtHandoff = 0;
   const nicPackets = (): number => m.nics.reduce((n, x) => n + x.packetsReceived, 0);
@@ -80,7 +83,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     for (const msg of load.messages) chainExtra.push(`kexec: ${msg}`);
     return finish('kexec-refused', null);
   }
-  for (const f of s.faults) applyFault(m, f, load.image);
+  armDmaFaults(m, fk, load.image, s.faults);
 
   m.clock.advance(duration(s.panic.after, 'panic.after'));
   panic(fk, { cpu: Math.min(s.panic.cpu, m.cpus.length - 1), trigger: s.panic.trigger }, {
@@ -114,21 +117,6 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     `${report.pagesWrong ? `, ${report.pagesWrong} wrong` : ''}${report.pagesMissing ? `, ${report.pagesMissing} missing` : ''}`);
   return finish(complete ? 'dump-complete' : 'dump-partial', report, load.image);
 }
-
-function applyFault(m: Machine, f: Scenario['faults'][number], image: KexecImage): void {
-  switch (f.kind) {
-    case 'segment-overwrite': {
-      const seg = image.segments.find((x) => x.name === f.segment);
-      if (seg === undefined) return;
-      const at = seg.pa + Math.min(size(f.offset, 'faults.offset'), seg.size - 64);
-      // A misbehaving device writes where it was never pointed: DMA ignores page protections.
-      m.mc.write(at, new Uint8Array(64).fill(0xcc), { kind: 'device', name: 'stray-dma' });
-      m.trace.record('stray-dma', 'fault', `fault injected: stray DMA writes 64 bytes into the kexec ${f.segment} segment at 0x${at.toString(16)}`, { pa: at });
-      return;
-    }
-  }
-}
-
 
 function assemble(
   s: Scenario, seed: number, m: Machine, fk: FirstKernel, ck: CrashKernel | undefined, verdict: Verdict,
@@ -166,8 +154,8 @@ function assemble(
     input: s,
     expectation: null,
   };
-  if (s.expect?.verdict !== undefined) {
-    const differences = s.expect.verdict === verdict ? [] : [`verdict: expected ${s.expect.verdict}, got ${verdict}`];
+  if (s.expect !== undefined) {
+    const differences = checkExpectation(s.expect, result);
     result.expectation = { met: differences.length === 0, differences };
   }
   return result;

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { parseDuration, parseSize } from '../util/units.js';
 import { KERNEL_PROFILES } from '../kernel/profile.js';
+import { MACHINE_PRESET_NAMES } from './presets.js';
 
 const size = z
   .union([z.string().regex(/^(0[xX][0-9a-fA-F]+|[0-9]+)[kKmMgGtTpPeE]?$/, { error: 'Expected a size such as "256M", "8G" or a byte count' }), z.number().int().nonnegative()])
@@ -32,47 +33,90 @@ const nic = z.strictObject({
   ringEntries: z.number().int().min(8).max(4096).default(256).describe('RX descriptors the first kernel hands the device'),
 });
 
+/** When in the run a fault strikes. */
+export const FAULT_PHASES = ['before-panic', 'nmi-shootdown', 'purgatory', 'crash-kernel-init'] as const;
+export type FaultPhase = (typeof FAULT_PHASES)[number];
+const phase = z.enum(FAULT_PHASES).describe(
+  'before-panic: after kexec load, before the crash; nmi-shootdown: while the panicking CPU stops the others; ' +
+  'purgatory: after purgatory verified the segments, before it jumps; crash-kernel-init: as the capture kernel starts',
+);
+
+export const KEXEC_SEGMENTS = ['elfcorehdr', 'purgatory', 'boot_params', 'kernel', 'initrd'] as const;
+
 const fault = z.discriminatedUnion('kind', [
   z.strictObject({
-    kind: z.literal('segment-overwrite'),
-    segment: z.enum(['elfcorehdr', 'boot_params', 'kernel', 'initrd']).describe('kexec segment a stray DMA write lands in after kexec load'),
-    offset: size.default(0),
+    kind: z.literal('stray-dma').describe('A device writes where nobody pointed it (DMA ignores page protections)'),
+    target: z.union([z.enum(KEXEC_SEGMENTS), z.strictObject({ pa: size })]).describe('A kexec segment, or a physical address'),
+    offset: size.default(0).describe('Offset into the target'),
+    length: z.number().int().min(1).max(1 << 20).default(64),
+    phase: phase.default('before-panic'),
+    device: z.string().default('stray-dma'),
+  }),
+  z.strictObject({
+    kind: z.literal('cpu-ignores-nmi').describe('A CPU that does not take the crash NMI (NMIs blocked, e.g. stuck in an NMI handler)'),
+    cpu: z.number().int().nonnegative(),
+  }),
+  z.strictObject({
+    kind: z.literal('crashkernel-size').describe('The crashkernel= reservation replaced by this size: too small to load, or to run the capture kernel'),
+    size: z.string().regex(/^(0[xX][0-9a-fA-F]+|[0-9]+)[kKmMgGtT]?$/, { error: 'Expected a size such as "64M"' }),
   }),
 ]);
+export type Fault = z.output<typeof fault>;
+
+const ORACLE_FIELDS = ['pagesExpected', 'pagesCaptured', 'pagesCorrect', 'pagesMissing', 'pagesCiphertext', 'pagesChangedAfterPanic', 'pagesWrong'] as const;
+export type OracleField = (typeof ORACLE_FIELDS)[number];
+const figure = z.union([
+  z.number().int().nonnegative(),
+  z.string().regex(/^(==|!=|>=|<=|>|<)\s*\d+$/, { error: 'Expected a number or a comparison such as ">0" or "<=10"' }),
+]);
+
+const expectSchema = z.strictObject({
+  verdict: z.enum(VERDICTS).optional(),
+  logs: z.strictObject({
+    firstKernel: z.array(z.string()).optional().describe('Substrings that must each appear in some first-kernel log line'),
+    crashKernel: z.array(z.string()).optional().describe('Substrings that must each appear in some capture-kernel log line'),
+  }).optional(),
+  chain: z.array(z.string()).optional().describe('Substrings that must appear in the causal chain, in this order'),
+  oracle: z.partialRecord(z.enum(ORACLE_FIELDS), figure).optional().describe('Page figures that must hold'),
+});
+export type Expect = z.output<typeof expectSchema>;
 
 export const scenarioSchema = z.strictObject({
   $schema: z.string().optional(),
+  extends: z.string().optional().describe('Another scenario file (relative to this one) this one refines; maps merge, lists are replaced'),
   name: z.string().min(1),
   description: z.string().optional(),
   seed: z.number().int().nonnegative().default(1),
   machine: z.strictObject({
-    memory: size.describe('DRAM size'),
+    preset: z.enum(MACHINE_PRESET_NAMES).optional().describe('A machine preset whose fields fill in what this file leaves out'),
+    memory: size.optional().describe('DRAM size (required unless the preset sets it)'),
     cpus: z.number().int().min(1).max(1024).default(4),
     devices: z.array(nic).default([]),
+  }).superRefine((m, ctx) => {
+    if (m.memory === undefined) ctx.addIssue({ code: 'custom', path: ['memory'], message: 'machine.memory is required (or a machine.preset that sets it)' });
   }),
   firstKernel: z.strictObject({
     profile: profileId.default('linux-6.1'),
     cmdline: z.string().default('root=/dev/vda1 ro crashkernel=256M'),
-  }),
+    crashkernel: z.string().optional().describe('Sets crashkernel= on the command line (any form the kernel accepts: "256M", "1G-4G:192M,4G-:256M", "512M,high")'),
+  }).prefault({}),
   crashKernel: z.strictObject({
     profile: profileId.default('linux-6.1'),
     cmdline: z.string().default('root=/dev/vda1 irqpoll nr_cpus=1 reset_devices'),
     kernelSize: size.default('4M').describe('Size of the capture kernel image (bzImage) segment'),
     initrdSize: size.default('16M').describe('Size of the capture initramfs segment'),
     minMemory: size.default('96M').describe('Memory the capture kernel and its initramfs need to save the dump'),
-  }).default({ profile: 'linux-6.1', cmdline: 'root=/dev/vda1 irqpoll nr_cpus=1 reset_devices', kernelSize: '4M', initrdSize: '16M', minMemory: '96M' }),
+  }).prefault({}),
   workload: z.strictObject({
     pages: z.number().int().min(0).max(4_000_000).default(16384).describe('Pages the workload allocates and fills'),
-  }).default({ pages: 16384 }),
+  }).prefault({}),
   panic: z.strictObject({
     after: duration.default('1s').describe('Time from the end of the workload to the panic'),
     cpu: z.number().int().nonnegative().default(1),
     trigger: z.enum(['sysrq', 'oops']).default('sysrq'),
-  }).default({ after: '1s', cpu: 1, trigger: 'sysrq' }),
+  }).prefault({}),
   faults: z.array(fault).default([]),
-  expect: z.strictObject({
-    verdict: z.enum(VERDICTS).optional(),
-  }).optional(),
+  expect: expectSchema.optional(),
 });
 
 export type ScenarioInput = z.input<typeof scenarioSchema>;

@@ -193,7 +193,7 @@ export function makeDump(prefix: string): InteropDump {
   if (result.verdict !== 'dump-complete' || !fs.existsSync(vmcore)) {
     throw new Error(`interop scenario did not produce a complete dump: ${result.verdict}\n${result.chain.join('\n')}`);
   }
-  const memory = parseSize(s.machine.memory);
+  const memory = parseSize(s.machine.memory ?? 0);
   if (memory === undefined) throw new Error(`bad machine.memory ${String(s.machine.memory)}`);
   return {
     dir,

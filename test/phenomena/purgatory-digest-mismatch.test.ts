@@ -8,7 +8,7 @@ import { smallScenario } from '../helpers/small-scenario.js';
 
 describe('capture kernel never starts when a kexec segment changed after load: purgatory digest mismatch', () => {
   let machine: Machine | undefined;
-  const r = runScenario(smallScenario({ faults: [{ kind: 'segment-overwrite', segment: 'kernel', offset: '1M' }] }), {
+  const r = runScenario(smallScenario({ faults: [{ kind: 'stray-dma', target: 'kernel', offset: '1M', length: 64, phase: 'before-panic', device: 'stray-dma' }] }), {
     onMachine: (m) => { machine = m; },
   });
   const kinds = machine!.trace.events.map((e) => `${e.source}:${e.kind}`);

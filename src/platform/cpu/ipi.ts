@@ -26,9 +26,9 @@ export function deliverSipi(cpu: Cpu, vector: number, code: EntryPoints, trace: 
 
 /** Returns true when the NMI was taken (the handler ran). */
 export function deliverNmi(cpu: Cpu, trace: Trace): boolean {
-  if (cpu.state === 'wait-for-sipi' || cpu.state === 'shutdown') {
+  if (cpu.state === 'wait-for-sipi' || cpu.state === 'shutdown' || cpu.nmiBlocked) {
     cpu.nmisLatched++;
-    trace.record(`cpu${cpu.id}`, 'nmi-blocked', `NMI not taken: CPU ${cpu.id} is ${cpu.state}`);
+    trace.record(`cpu${cpu.id}`, 'nmi-blocked', `NMI not taken: CPU ${cpu.id} ${cpu.nmiBlocked ? 'has NMIs blocked' : `is ${cpu.state}`}`);
     return false;
   }
   trace.record(`cpu${cpu.id}`, 'nmi', `NMI taken by CPU ${cpu.id}`);
