@@ -2,7 +2,8 @@
 // verdict), 1 a run or check that did not come out as expected, 2 bad usage
 // or input.
 
-import { writeSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { renderRunHtml } from '../report/html.js';
 import { Command, CommanderError } from '@commander-js/extra-typings';
 import { InputError, isInputError, UsageError } from '../util/errors.js';
 import { loadScenarioFile } from '../scenario/load.js';
@@ -14,6 +15,7 @@ import { progressBar } from './progress.js';
 import { scenarioJsonSchema } from '../scenario/schema.js';
 import { replayInput } from '../scenario/replay.js';
 import { readText } from '../scenario/load.js';
+import { registerMatrixCommands } from './matrix-command.js';
 
 function out(s: string | Uint8Array): void {
   const b = typeof s === 'string' ? Buffer.from(s) : s;
@@ -34,6 +36,18 @@ const useColor = (): boolean => process.stdout.isTTY && process.env['NO_COLOR'] 
 function parseSeed(v: string): number {
   if (!/^\d+$/.test(v)) throw new UsageError(`Cannot use --seed "${v}": expected a non-negative integer`);
   return Number(v);
+}
+
+/** Writes a whole file or nothing: a temporary name first, then a rename. */
+export function writeFileAtomic(path: string, text: string): void {
+  const tmp = `${path}.part`;
+  try {
+    writeFileSync(tmp, text);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw new InputError(`Cannot write "${path}": ${(e as Error).message}`);
+  }
 }
 
 function parseJsonFile(file: string): unknown {
@@ -67,6 +81,7 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'override the scenario\'s seed', parseSeed)
     .option('--replay <result.json>', 're-run what a saved run (run --json) or matrix cell (matrix --json, with --cell) did')
     .option('--cell <id>', 'with --replay of a matrix result: the cell to re-run, e.g. "crashkernel=64M,dma=fast"')
+    .option('--html <path>', 'write a self-contained HTML report of the run (timeline, chain, logs, memory map)')
     .option('--full-logs', 'print every kernel log line, not only the key ones')
     .addHelpText('after', '\nExit status: 0 when the verdict matches the scenario\'s expect (or it has none; with --replay, when it\n' +
       'reproduces the recorded verdict), 1 when not, 2 on bad input.\n\nExamples:\n' +
@@ -86,6 +101,7 @@ export function buildProgram(): Command {
         ...(bar === undefined ? {} : { onProgress: (d: number, t: number) => bar.update(d, t) }),
       });
       bar?.done();
+      if (o.html !== undefined) writeFileAtomic(o.html, renderRunHtml(r));
       out(o.json ? JSON.stringify(r, null, 2) + '\n' : renderRunText(r, { color: useColor(), fullLogs: o.fullLogs === true }));
       let ok = r.expectation === null || r.expectation.met;
       if (replay !== undefined && replay.recordedVerdict !== undefined) {
@@ -122,6 +138,7 @@ export function buildProgram(): Command {
       process.exitCode = r.ok ? 0 : 1;
     });
 
+  registerMatrixCommands(program);
   program.command('schema')
     .description('print the JSON Schema of scenario files')
     .action(() => out(JSON.stringify(scenarioJsonSchema(), null, 2) + '\n'));
