@@ -32,6 +32,8 @@ export interface CaptureEnvironment {
   minMemory: number;
   onBoot?: (ck: CrashKernel) => void;
   onProgress?: (done: number, total: number) => void;
+  /** Sees every page /proc/vmcore serves, as it is served. */
+  onPageServed?: (pfn: number, page: Uint8Array) => void;
 }
 
 export type CrashKernelOutcome =
@@ -185,7 +187,9 @@ export class CrashKernel {
     const merged = encodeNotes(notes);
     this.step(`/proc/vmcore: ${notes.length} notes${emptyNotes ? ` (${emptyNotes} CPU buffers empty)` : ''}, ${loads.length} PT_LOADs; old memory mapped ${mapping.why}`,
       { notes: notes.length, loads: loads.length, keyId: mapping.keyId });
-    return new ProcVmcore(m, merged, loads, mapping);
+    const vmcore = new ProcVmcore(m, merged, loads, mapping);
+    vmcore.onServe = this.env.onPageServed;
+    return vmcore;
   }
 
   /** How copy_oldmem_page maps old memory in this kernel. */

@@ -65,7 +65,7 @@ export class KernelImage {
    */
   load(mc: MemoryController, who: Requester, release: string, banner: string, seed: number): void {
     const text = new Uint8Array(IMAGE.textSize);
-    new Prng(seed, hashString(release)).fill(text);
+    tileRandom(text, new Prng(seed, hashString(release)));
     mc.write(this.base, text, who);
     const rodata = new Uint8Array(IMAGE.rodataSize);
     const b = new TextEncoder().encode(banner + '\n');
@@ -84,6 +84,19 @@ export function utsname(release: string): Uint8Array {
   const enc = new TextEncoder();
   fields.forEach((f, i) => out.set(enc.encode(f).subarray(0, UTS_FIELD_LEN - 1), i * UTS_FIELD_LEN));
   return out;
+}
+
+/**
+ * Fills `dst` with 256 KiB of seeded random bytes repeated, each page stamped
+ * with its offset so no two pages are equal: machine-code-like content at a
+ * fraction of the cost of generating every byte.
+ */
+export function tileRandom(dst: Uint8Array, rng: Prng): void {
+  const block = Math.min(dst.length, 256 * 1024);
+  rng.fill(dst.subarray(0, block));
+  for (let at = block; at < dst.length; at += block) dst.copyWithin(at, 0, Math.min(block, dst.length - at));
+  const dv = new DataView(dst.buffer, dst.byteOffset, dst.length);
+  for (let p = 0; p + 8 <= dst.length; p += 4096) dv.setUint32(p, p, true);
 }
 
 export function hashString(s: string): number {

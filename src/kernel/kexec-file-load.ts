@@ -14,7 +14,7 @@ import { CRASH_NOTE_BYTES } from './crash-notes.js';
 import { VMCOREINFO_NOTE_SIZE } from './vmcoreinfo-export.js';
 import { encodeBootParams, BOOT_PARAMS_SIZE } from './boot-params.js';
 import { buildPurgatory, sha256Regions, runPurgatory, PURGATORY } from './purgatory.js';
-import { hashString } from './kernel-image.js';
+import { hashString, tileRandom } from './kernel-image.js';
 import { CrashKernel, type CaptureEnvironment } from './crash-kernel.js';
 
 export interface CaptureKernelSpec {
@@ -120,9 +120,12 @@ export function kexecFileLoad(k: FirstKernel, spec: CaptureKernelSpec): KexecLoa
   boot.set(cmdBytes, BOOT_PARAMS_SIZE);
 
   const kernel = new Uint8Array(sKernel.size);
-  new Prng(k.config.seed, hashString(spec.profile.release) ^ 0x6b65726e).fill(kernel);
+  tileRandom(kernel, new Prng(k.config.seed, hashString(spec.profile.release) ^ 0x6b65726e));
+  // The initramfs: a cpio of mostly text and zero padding.
   const initrd = new Uint8Array(sInitrd.size);
-  for (let i = 0; i < initrd.length; i++) initrd[i] = (i % 4096 < 3000 ? 0x20 + ((i * 31) % 90) : 0);
+  const initrdPage = new Uint8Array(4096);
+  for (let i = 0; i < 3000; i++) initrdPage[i] = 0x20 + ((i * 31) % 90);
+  for (let at = 0; at < initrd.length; at += 4096) initrd.set(initrdPage.subarray(0, Math.min(4096, initrd.length - at)), at);
 
   const who = k.who;
   m.mc.write(sElf.pa, hdr.bytes, who);

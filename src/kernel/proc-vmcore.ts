@@ -3,8 +3,6 @@
 // the capture kernel's old-memory mapping (copy_oldmem_page). Reading takes
 // virtual time, so devices that keep doing DMA act while the dump is copied.
 
-import { pageDigest } from '../dump/verify.js';
-import { ZERO_PAGE_HASH } from '../dump/truth-manifest.js';
 import type { PageSource } from '../dump/page-source.js';
 import type { ElfLoadSpec } from '../dump/elf-vmcore-writer.js';
 import type { Machine } from '../platform/machine.js';
@@ -16,10 +14,8 @@ export interface OldMemoryMapping {
   why: string;
 }
 
-/** What the capture side received, page by page: the oracle's view of the dump. */
+/** When the copy of /proc/vmcore ran and how much it covered. */
 export interface CaptureRecord {
-  /** SHA-256 (hex) of every non-zero page served, by frame number. */
-  pageHashes: Map<number, string>;
   /** Frames served (zero or not), counted once per frame even if two PT_LOADs cover it. */
   framesCovered: number;
   /** Virtual time the copy started and ended. */
@@ -37,7 +33,9 @@ export class ProcVmcore implements PageSource {
   #startNs = 0;
   #loadIndex = 0;
   readonly #loadOffsets: number[];
-  readonly record: CaptureRecord = { pageHashes: new Map(), framesCovered: 0, startNs: 0, endNs: 0 };
+  readonly record: CaptureRecord = { framesCovered: 0, startNs: 0, endNs: 0 };
+  /** Sees every page as it is served (the oracle watches here). */
+  onServe: ((pfn: number, page: Uint8Array) => void) | undefined;
 
   constructor(machine: Machine, notes: Uint8Array, loads: readonly ElfLoadSpec[], mapping: OldMemoryMapping, bytesPerSecond = 2e9) {
     this.#machine = machine;
@@ -95,9 +93,7 @@ export class ProcVmcore implements PageSource {
       this.#machine.clock.advanceTo(this.#startNs + pos / this.#rate);
     }
     this.#machine.mc.read(pfn * 4096, dst, { keyId: this.mapping.keyId });
-    const d = pageDigest(dst);
-    if (d !== ZERO_PAGE_HASH) this.record.pageHashes.set(pfn, d);
-    else this.record.pageHashes.delete(pfn);
+    this.onServe?.(pfn, dst);
   }
 
   /** Reads every page the way `cp /proc/vmcore` would, without writing a file. */

@@ -70,28 +70,43 @@ export function runWorkload(k: FirstKernel, cfg: WorkloadConfig): WorkloadResult
   return { pages: done, runs, zeroPages };
 }
 
-function fillPage(page: Uint8Array, kind: number, rng: Prng, pa: number): void {
-  if (kind < 55) {
-    // text-like: words and addresses, very compressible
+/** Text-like page bodies, built once: copying one and stamping it is far cheaper than composing text per page. */
+let textTemplates: Uint8Array[] | undefined;
+
+function templates(): Uint8Array[] {
+  if (textTemplates !== undefined) return textTemplates;
+  const rng = new Prng(0x7e47, 1);
+  textTemplates = [];
+  for (let t = 0; t < 32; t++) {
+    const page = new Uint8Array(4096);
     let o = 0;
     while (o < page.length) {
       const w = WORDS[rng.below(WORDS.length)]!;
       const n = Math.min(w.length, page.length - o);
       page.set(w.subarray(0, n), o);
       o += n;
-      // the address of this word as 12 hex digits and a newline
-      let v = pa + o;
-      const digits = Math.min(12, page.length - o);
-      for (let i = 11; i >= 0; i--, v = Math.floor(v / 16)) if (i < digits) page[o + i] = HEX[v % 16]!;
-      o += digits;
+      for (let i = 0; i < 12 && o < page.length; i++, o++) page[o] = HEX[rng.below(16)]!;
       if (o < page.length) page[o++] = 0x0a;
+    }
+    textTemplates.push(page);
+  }
+  return textTemplates;
+}
+
+function fillPage(page: Uint8Array, kind: number, rng: Prng, pa: number): void {
+  if (kind < 55) {
+    // text-like: words and addresses, very compressible; stamped with the page's address so no two pages are equal
+    page.set(templates()[rng.below(32)]!);
+    for (let at = 0; at < 4096; at += 512) {
+      let v = pa + at;
+      for (let i = 11; i >= 0; i--, v = Math.floor(v / 16)) page[at + i] = HEX[v % 16]!;
     }
   } else if (kind < 80) {
     rng.fill(page); // incompressible
   } else {
     // sparse structures: mostly zero, a few pointers and counters
     page.fill(0);
-    const dv = new DataView(page.buffer);
+    const dv = new DataView(page.buffer, page.byteOffset, page.length);
     for (let i = 0; i < 16; i++) {
       const o = rng.below(512) * 8;
       dv.setUint32(o, rng.nextU32(), true);

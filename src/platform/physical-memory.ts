@@ -4,6 +4,15 @@
 export const FRAME_SIZE = 4096;
 export const FRAME_SHIFT = 12;
 
+/** DRAM frozen at one instant. */
+export interface DramSnapshot {
+  /** Frames that existed then, ascending. */
+  readonly frames: readonly number[];
+  /** A frame's bytes then (undefined: it was zero). Do not modify. */
+  frame(pfn: number): Uint8Array | undefined;
+  close(): void;
+}
+
 /** Frames are carved out of slabs so touching many pages does not mean many small allocations. */
 const SLAB_FRAMES = 256;
 
@@ -15,6 +24,8 @@ export class PhysicalMemory {
   #slabUsed = SLAB_FRAMES;
   /** Frames given back by zero(), reused before the slab grows. */
   #spare: Uint8Array[] = [];
+  /** Open snapshots: frames they share with live memory are copied before the next write. */
+  #snapshots: Map<number, Uint8Array>[] = [];
 
   constructor(size: number) {
     if (!Number.isSafeInteger(size) || size <= 0 || size % FRAME_SIZE !== 0) {
@@ -36,6 +47,13 @@ export class PhysicalMemory {
   /** The frame's bytes, created zeroed if absent. */
   frameForWrite(pfn: number): Uint8Array {
     let f = this.#frames.get(pfn);
+    if (f !== undefined && this.#shared(pfn, f)) {
+      // Copy on write: the snapshot keeps the old bytes, live memory gets its own copy.
+      const copy = this.#newFrame();
+      copy.set(f);
+      this.#frames.set(pfn, copy);
+      return copy;
+    }
     if (f === undefined) {
       this.#check(pfn * FRAME_SIZE, FRAME_SIZE);
       f = this.#newFrame();
@@ -86,9 +104,11 @@ export class PhysicalMemory {
       if (from === 0 && to === FRAME_SIZE) {
         this.#frames.delete(pfn);
         this.#sorted = null;
-        f.fill(0);
-        this.#spare.push(f);
-      } else f.fill(0, from, to);
+        if (!this.#shared(pfn, f)) {
+          f.fill(0);
+          this.#spare.push(f);
+        }
+      } else this.frameForWrite(pfn).fill(0, from, to);
     }
   }
 
@@ -105,6 +125,28 @@ export class PhysicalMemory {
     const out: number[] = [];
     for (let i = lo; i < s.length && s[i]! < endPfn; i++) out.push(s[i]!);
     return out;
+  }
+
+  /**
+   * A read-only view of DRAM as it is now, costing nothing until memory
+   * changes: frames written afterwards are copied first. Close it when done.
+   */
+  snapshot(): DramSnapshot {
+    const frames = new Map(this.#frames);
+    this.#snapshots.push(frames);
+    const sorted = [...frames.keys()].sort((a, b) => a - b);
+    return {
+      frames: sorted,
+      frame: (pfn) => frames.get(pfn),
+      close: () => {
+        this.#snapshots = this.#snapshots.filter((x) => x !== frames);
+      },
+    };
+  }
+
+  #shared(pfn: number, f: Uint8Array): boolean {
+    for (const snap of this.#snapshots) if (snap.get(pfn) === f) return true;
+    return false;
   }
 
   #newFrame(): Uint8Array {

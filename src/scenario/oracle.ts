@@ -9,10 +9,11 @@ import type { Requester } from '../platform/memory-controller.js';
 import type { FirstKernel } from '../kernel/first-kernel.js';
 import { subtractRanges } from '../kernel/elfcorehdr.js';
 import type { Range } from '../kernel/memblock.js';
+import type { DramSnapshot } from '../platform/physical-memory.js';
 import type { CaptureRecord } from '../kernel/proc-vmcore.js';
 import type { ElfLoadSpec } from '../dump/elf-vmcore-writer.js';
-import { pageDigest } from '../dump/verify.js';
-import { ZERO_PAGE_HASH, TRUTH_FORMAT, TRUTH_VERSION, type TruthManifest } from '../dump/truth-manifest.js';
+import { isZeroPage, pageDigest } from '../dump/verify.js';
+import { TRUTH_FORMAT, TRUTH_VERSION, type TruthManifest } from '../dump/truth-manifest.js';
 import type { OracleReport, PageError, PageFate, PageFateRun } from './result.js';
 
 const MAX_LISTED_ERRORS = 50;
@@ -22,8 +23,12 @@ export class Oracle {
   readonly #kernel: FirstKernel;
   /** Pages (pfn ranges) the dump must contain. */
   ranges: Range[] = [];
-  readonly truth = new Map<number, string>();
-  readonly alternatives = new Map<number, string[]>();
+  /** DRAM at the handoff (copy-on-write, so it costs what changes afterwards). */
+  #truth: DramSnapshot | undefined;
+  /** The fate of each page /proc/vmcore served that was not simply correct. */
+  readonly #served = new Map<number, 'correct' | 'changed' | 'wrong'>();
+  /** Every content a page took on through device writes after the handoff. */
+  readonly alternatives = new Map<number, Uint8Array[]>();
   readonly strayWrites = new Map<number, string>();
   snapshotNs: number | null = null;
   dmaWritesAfterPanic = 0;
@@ -52,14 +57,7 @@ export class Oracle {
   snapshot(): void {
     const m = this.#machine;
     this.ranges = this.expectedRanges();
-    const page = new Uint8Array(4096);
-    for (const r of this.ranges) {
-      for (const pfn of m.dram.presentFrames(r.start, r.end)) {
-        m.mc.read(pfn * 4096, page);
-        const d = pageDigest(page);
-        if (d !== ZERO_PAGE_HASH) this.truth.set(pfn, d);
-      }
-    }
+    this.#truth = m.dram.snapshot();
     this.snapshotNs = m.clock.now;
     this.#unwatch = m.mc.addWriteObserver((pa, len, who) => this.#onWrite(pa, len, who));
   }
@@ -68,6 +66,30 @@ export class Oracle {
     this.#unwatch?.();
     this.#unwatch = undefined;
   }
+
+  /** Lets DRAM stop preserving the handoff state. */
+  release(): void {
+    this.stop();
+    this.#truth?.close();
+  }
+
+  /** Page `pfn` as the first kernel left it (undefined: zero). */
+  truthPage(pfn: number): Uint8Array | undefined {
+    return this.#truth?.frame(pfn);
+  }
+
+  /** The tap for /proc/vmcore: classifies each page as it is served. */
+  readonly onPageServed = (pfn: number, page: Uint8Array): void => {
+    const want = this.truthPage(pfn);
+    let fate: 'correct' | 'changed' | 'wrong';
+    if (samePage(page, want)) fate = 'correct';
+    else if (!this.strayWrites.has(pfn) && this.alternatives.get(pfn)?.some((a) => samePage(page, a))) fate = 'changed';
+    else fate = 'wrong';
+    const before = this.#served.get(pfn);
+    // A frame served twice (kernel text aliases RAM) keeps its worst fate.
+    if (before === 'wrong' || (before === 'changed' && fate === 'correct')) return;
+    this.#served.set(pfn, fate);
+  };
 
   #onWrite(pa: number, len: number, who: Requester): void {
     if (who.kind !== 'device') return;
@@ -80,9 +102,8 @@ export class Oracle {
       const allowed = this.#kernel.dmaMappings.some((d) => d.device === who.name && pfn * 4096 < d.pa + d.length && d.pa < (pfn + 1) * 4096);
       if (!allowed) this.strayWrites.set(pfn, who.name);
       m.mc.read(pfn * 4096, page);
-      const d = pageDigest(page);
       const list = this.alternatives.get(pfn) ?? [];
-      if (!list.includes(d)) list.push(d);
+      if (!list.some((x) => samePage(x, page))) list.push(page.slice());
       this.alternatives.set(pfn, list);
     }
   }
@@ -97,21 +118,25 @@ export class Oracle {
     let wrong = 0;
     let changed = 0;
     if (record !== undefined) {
-      const candidates = new Set<number>([...this.truth.keys(), ...record.pageHashes.keys(), ...this.alternatives.keys()]);
+      // Pages never served read as zero (DRAM never held them): they are wrong only if the truth had data.
+      const candidates = new Set<number>([...(this.#truth?.frames ?? []), ...this.#served.keys()]);
       for (const pfn of [...candidates].sort((a, b) => a - b)) {
         if (!inRanges(covered, pfn)) continue;
-        const want = this.truth.get(pfn) ?? ZERO_PAGE_HASH;
-        const got = record.pageHashes.get(pfn) ?? ZERO_PAGE_HASH;
-        if (got === want) continue;
-        const alts = this.alternatives.get(pfn);
-        if (alts?.includes(got) && !this.strayWrites.has(pfn)) {
+        let fate = this.#served.get(pfn);
+        if (fate === undefined) {
+          const want = this.truthPage(pfn);
+          if (want === undefined || isZeroPage(want)) continue;
+          fate = 'wrong';
+        }
+        if (fate === 'correct') continue;
+        if (fate === 'changed') {
           changed++;
           special.set(pfn, 'changed-by-dma');
           continue;
         }
         wrong++;
         special.set(pfn, 'wrong');
-        if (errors.length < MAX_LISTED_ERRORS) errors.push({ pfn, pa: `0x${(pfn * 4096).toString(16)}`, cause: this.#cause(pfn, got) });
+        if (errors.length < MAX_LISTED_ERRORS) errors.push({ pfn, pa: `0x${(pfn * 4096).toString(16)}`, cause: this.#cause(pfn, this.#served.has(pfn)) });
       }
     }
     const missing = expected - captured;
@@ -145,20 +170,24 @@ export class Oracle {
     };
   }
 
-  #cause(pfn: number, got: string): string {
+  #cause(pfn: number, served: boolean): string {
     const stray = this.strayWrites.get(pfn);
     if (stray !== undefined) return `overwritten after the panic by DMA from ${stray} outside its buffers`;
     if (this.alternatives.has(pfn)) return 'changed by DMA after the panic, but the captured bytes match no state the DMA produced';
-    return got === ZERO_PAGE_HASH ? 'captured as zeros, but the page held data' : 'captured bytes differ from the page at the panic';
+    return !served ? 'captured as zeros, but the page held data' : 'captured bytes differ from the page at the panic';
   }
 
   manifest(scenario: string, seed: number): TruthManifest {
     const pages: Record<string, string> = {};
-    for (const pfn of [...this.truth.keys()].sort((a, b) => a - b)) pages[String(pfn)] = this.truth.get(pfn)!;
+    for (const pfn of this.#truth?.frames ?? []) {
+      const page = this.#truth!.frame(pfn)!;
+      if (!inRanges(this.ranges, pfn) || isZeroPage(page)) continue;
+      pages[String(pfn)] = pageDigest(page);
+    }
     const alternatives: Record<string, string[]> = {};
     for (const pfn of [...this.alternatives.keys()].sort((a, b) => a - b)) {
       if (this.strayWrites.has(pfn)) continue;
-      alternatives[String(pfn)] = this.alternatives.get(pfn)!;
+      alternatives[String(pfn)] = this.alternatives.get(pfn)!.map(pageDigest);
     }
     return {
       format: TRUTH_FORMAT,
@@ -202,6 +231,13 @@ export function buildPageMap(maxPfn: number, expected: readonly Range[], covered
     else out.push({ startPfn: a, endPfn: b, fate });
   }
   return out;
+}
+
+/** Byte equality of two pages; undefined stands for a zero page. */
+function samePage(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  if (a === undefined) return b === undefined || isZeroPage(b);
+  if (b === undefined) return isZeroPage(a);
+  return Buffer.compare(a, b) === 0;
 }
 
 function inRanges(rs: readonly Range[], pfn: number): boolean {

@@ -51,6 +51,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
 
   const finish = (verdict: Verdict, report: OracleReport | null, image?: KexecImage): RunResult => {
     const r = assemble(s, seed, m, fk, ck, verdict, report ?? oracle.nothingCaptured(), chainExtra, crashStartNs, image);
+    oracle.release();
     if (oracle.taken) r.metrics.dmaPacketsAfterPanic = nicPackets() - packetsAtHandoff;
     return r;
   };
@@ -72,6 +73,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
       ...(opts.vmcorePath === undefined ? {} : { vmcorePath: opts.vmcorePath }),
       ...(opts.onProgress === undefined ? {} : { onProgress: opts.onProgress }),
       minMemory: size(s.crashKernel.minMemory, 'crashKernel.minMemory'),
+      onPageServed: oracle.onPageServed,
       onBoot: (k) => {
         ck = k;
         crashStartNs = m.clock.now;

@@ -7,7 +7,8 @@ import type { RxNic } from '../../platform/pci/rx-nic.js';
 import { NIC_CTRL, NIC_RDBAH, NIC_RDBAL, NIC_RDH, NIC_RDLEN, NIC_RDT, CTRL_RXEN, RX_DESC_SIZE, RXD_STAT_DD } from '../../platform/pci/rx-nic.js';
 import type { FirstKernel } from '../first-kernel.js';
 import { alignUp, directMapVirt } from '../layout.js';
-import { mustSucceed, readVirt, writeVirt } from '../virtual-access.js';
+import { mustSucceed, writeVirt } from '../virtual-access.js';
+import { walk } from '../../platform/cpu/paging.js';
 
 export class RxNicDriver {
   readonly k: FirstKernel;
@@ -89,13 +90,17 @@ export class RxNicDriver {
     const m = this.k.machine;
     const n = this.entries;
     const d = new Uint8Array(RX_DESC_SIZE);
+    // The ring is one linear allocation in the direct map: translate its start once per poll.
+    const w = walk(m.mc, m.bsp.cr3, directMapVirt(this.ringPa));
+    if (!w.ok) throw new Error(`BUG: RX ring not mapped: ${w.detail}`);
+    const who = this.k.who;
     let cleaned = 0;
     for (;;) {
-      const va = directMapVirt(this.ringPa + this.nextToClean * RX_DESC_SIZE);
-      mustSucceed(readVirt(m.mc, m.bsp, va, d), 'RX poll');
+      const pa = w.pa + this.nextToClean * RX_DESC_SIZE;
+      m.mc.read(pa, d);
       if ((d[12]! & RXD_STAT_DD) === 0) break;
       d.fill(0, 8);
-      mustSucceed(writeVirt(m.mc, m.bsp, va, d), 'RX descriptor recycle');
+      m.mc.write(pa, d, who);
       this.nextToClean = (this.nextToClean + 1) % n;
       cleaned++;
       if (cleaned >= n) break;

@@ -10,7 +10,6 @@ import type { VirtualClock, EventHandle } from '../clock.js';
 import type { DmaPort } from '../dma-port.js';
 import type { MmioDevice } from '../mmio.js';
 import type { Trace } from '../trace.js';
-import { Prng } from '../../util/prng.js';
 
 export const NIC_CTRL = 0x0000;
 export const NIC_STATUS = 0x0008;
@@ -59,6 +58,8 @@ export class RxNic implements MmioDevice {
   /** Set while the ring is full: packets arriving meanwhile are dropped without DMA, counted when it resumes. */
   #fullSince: number | undefined;
   readonly #desc = new Uint8Array(RX_DESC_SIZE);
+  /** Reused for every packet: DMA copies it into memory before the next one. */
+  readonly #packet: Uint8Array;
 
   constructor(config: RxNicConfig, clock: VirtualClock, dma: DmaPort, trace: Trace) {
     this.name = config.name;
@@ -67,6 +68,7 @@ export class RxNic implements MmioDevice {
     this.#clock = clock;
     this.#dma = dma;
     this.#trace = trace;
+    this.#packet = new Uint8Array(config.packetBytes);
   }
 
   /** Power-on state. kexec does not call this; only a reset (CTRL.RST) or platform reset does. */
@@ -200,7 +202,8 @@ export class RxNic implements MmioDevice {
     }
     const dv = new DataView(this.#desc.buffer);
     const bufAddr = dv.getUint32(0, true) + dv.getUint32(4, true) * 2 ** 32;
-    const payload = packetBytes(this.config.seed, packetNo, this.config.packetBytes);
+    const payload = this.#packet;
+    fillPacket(payload, this.config.seed, packetNo);
     const w = this.#dma.write(this.bdf, bufAddr, payload);
     if (!w.ok) {
       this.#dmaFault('packet write', bufAddr, w.detail);
@@ -223,12 +226,28 @@ export class RxNic implements MmioDevice {
   }
 }
 
-/** The bytes of packet `n`: a header that names it, then seeded payload. */
+/** The bytes of packet `n` (see fillPacket). */
 export function packetBytes(seed: number, n: number, length: number): Uint8Array {
   const b = new Uint8Array(length);
-  new Prng(seed, 0x4e000000 + n).fill(b);
-  const dv = new DataView(b.buffer);
+  fillPacket(b, seed, n);
+  return b;
+}
+
+/**
+ * Packet `n`'s bytes: a header that names it, then a 64-byte pattern seeded
+ * by (seed, n) and repeated, as payloads of real traffic repeat.
+ */
+export function fillPacket(b: Uint8Array, seed: number, n: number): void {
+  const dv = new DataView(b.buffer, b.byteOffset, b.length);
+  let x = (Math.imul(seed ^ 0x6b64736d, 0x9e3779b1) ^ Math.imul(n + 1, 0x85ebca6b)) >>> 0 || 1;
+  const words = Math.min(16, b.length >>> 2);
+  for (let i = 0; i < words; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    dv.setUint32(i * 4, x >>> 0, true);
+  }
+  for (let have = words * 4; have < b.length; have *= 2) b.copyWithin(have, 0, Math.min(have, b.length - have));
   dv.setUint32(0, 0x6b64736d, false); // "kdsm"
   dv.setUint32(4, n, true);
-  return b;
 }
