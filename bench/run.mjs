@@ -79,3 +79,7 @@ try {
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
+
+// 3. Matrix throughput (scenarios per minute at --jobs 1 and 2), in its own process.
+const matrix = spawnSync(process.execPath, [join(root, 'bench', 'matrix.mjs')], { stdio: 'inherit' });
+if (matrix.status !== 0) process.exitCode = 1;
