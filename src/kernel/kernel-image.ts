@@ -6,6 +6,7 @@
 import type { MemoryController, Requester } from '../platform/memory-controller.js';
 import { Prng } from '../util/prng.js';
 import { kernelTextVirt } from './layout.js';
+import { cachedBytes } from './image-cache.js';
 
 const MiB = 2 ** 20;
 
@@ -64,14 +65,19 @@ export class KernelImage {
    * (so two releases differ), the banner in rodata, init_uts_ns, zeroed bss.
    */
   load(mc: MemoryController, who: Requester, release: string, banner: string, seed: number): void {
-    const text = new Uint8Array(IMAGE.textSize);
-    tileRandom(text, new Prng(seed, hashString(release)));
+    const text = cachedBytes(`text:${seed}:${release}`, () => {
+      const b = new Uint8Array(IMAGE.textSize);
+      tileRandom(b, new Prng(seed, hashString(release)));
+      return b;
+    });
     mc.write(this.base, text, who);
-    const rodata = new Uint8Array(IMAGE.rodataSize);
-    const b = new TextEncoder().encode(banner + '\n');
-    rodata.set(b, 0);
-    // The rest of rodata: repetitive tables and strings, compressible like the real thing.
-    for (let i = 4096; i < rodata.length; i++) rodata[i] = (i * 7 + (i >> 9)) & 0x7f;
+    const rodata = cachedBytes(`rodata:${banner}`, () => {
+      const b = new Uint8Array(IMAGE.rodataSize);
+      b.set(new TextEncoder().encode(banner + '\n'), 0);
+      // The rest of rodata: repetitive tables and strings, compressible like the real thing.
+      for (let i = 4096; i < b.length; i++) b[i] = (i * 7 + (i >> 9)) & 0x7f;
+      return b;
+    });
     mc.write(this.base + IMAGE.rodata, rodata, who);
     mc.write(this.pa('init_uts_ns'), utsname(release), who);
   }

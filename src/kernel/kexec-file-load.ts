@@ -15,6 +15,7 @@ import { VMCOREINFO_NOTE_SIZE } from './vmcoreinfo-export.js';
 import { encodeBootParams, BOOT_PARAMS_SIZE } from './boot-params.js';
 import { buildPurgatory, sha256Regions, runPurgatory, PURGATORY } from './purgatory.js';
 import { hashString, tileRandom } from './kernel-image.js';
+import { cachedBytes } from './image-cache.js';
 import { CrashKernel, type CaptureEnvironment } from './crash-kernel.js';
 
 export interface CaptureKernelSpec {
@@ -119,13 +120,19 @@ export function kexecFileLoad(k: FirstKernel, spec: CaptureKernelSpec): KexecLoa
   boot.set(encodeBootParams(e820, cmdPa, cmdBytes.length), 0);
   boot.set(cmdBytes, BOOT_PARAMS_SIZE);
 
-  const kernel = new Uint8Array(sKernel.size);
-  tileRandom(kernel, new Prng(k.config.seed, hashString(spec.profile.release) ^ 0x6b65726e));
+  const kernel = cachedBytes(`bzImage:${k.config.seed}:${spec.profile.release}:${sKernel.size}`, () => {
+    const b = new Uint8Array(sKernel.size);
+    tileRandom(b, new Prng(k.config.seed, hashString(spec.profile.release) ^ 0x6b65726e));
+    return b;
+  });
   // The initramfs: a cpio of mostly text and zero padding.
-  const initrd = new Uint8Array(sInitrd.size);
-  const initrdPage = new Uint8Array(4096);
-  for (let i = 0; i < 3000; i++) initrdPage[i] = 0x20 + ((i * 31) % 90);
-  for (let at = 0; at < initrd.length; at += 4096) initrd.set(initrdPage.subarray(0, Math.min(4096, initrd.length - at)), at);
+  const initrd = cachedBytes(`initrd:${sInitrd.size}`, () => {
+    const b = new Uint8Array(sInitrd.size);
+    const page = new Uint8Array(4096);
+    for (let i = 0; i < 3000; i++) page[i] = 0x20 + ((i * 31) % 90);
+    for (let at = 0; at < b.length; at += 4096) b.set(page.subarray(0, Math.min(4096, b.length - at)), at);
+    return b;
+  });
 
   const who = k.who;
   m.mc.write(sElf.pa, hdr.bytes, who);

@@ -16,6 +16,14 @@ export interface DramSnapshot {
 /** Frames are carved out of slabs so touching many pages does not mean many small allocations. */
 const SLAB_FRAMES = 256;
 
+/**
+ * Frames of disposed memories, reused by the next machine in this thread:
+ * back-to-back runs (a matrix) then recycle memory instead of making the
+ * engine allocate, fault in and collect ~100 MiB per run. Bounded.
+ */
+const framePool: Uint8Array[] = [];
+const FRAME_POOL_MAX = (512 * 2 ** 20) / FRAME_SIZE;
+
 export class PhysicalMemory {
   readonly size: number;
   #frames = new Map<number, Uint8Array>();
@@ -65,6 +73,15 @@ export class PhysicalMemory {
 
   read(pa: number, dst: Uint8Array): void {
     this.#check(pa, dst.length);
+    const off0 = pa % FRAME_SIZE;
+    if (off0 + dst.length <= FRAME_SIZE) {
+      // Fast path: within one frame, which is nearly every access.
+      const f = this.#frames.get((pa - off0) / FRAME_SIZE);
+      if (f === undefined) dst.fill(0);
+      else if (dst.length === FRAME_SIZE) dst.set(f);
+      else dst.set(f.subarray(off0, off0 + dst.length));
+      return;
+    }
     let done = 0;
     while (done < dst.length) {
       const a = pa + done;
@@ -80,6 +97,11 @@ export class PhysicalMemory {
 
   write(pa: number, src: Uint8Array): void {
     this.#check(pa, src.length);
+    const off0 = pa % FRAME_SIZE;
+    if (off0 + src.length <= FRAME_SIZE) {
+      this.frameForWrite((pa - off0) / FRAME_SIZE).set(src, off0);
+      return;
+    }
     let done = 0;
     while (done < src.length) {
       const a = pa + done;
@@ -149,9 +171,32 @@ export class PhysicalMemory {
     return false;
   }
 
+  /**
+   * Gives every frame back to the pool for the next machine; this memory must
+   * not be used afterwards (open snapshots keep their frames).
+   */
+  dispose(): void {
+    const kept = new Set<Uint8Array>();
+    for (const snap of this.#snapshots) for (const f of snap.values()) kept.add(f);
+    for (const f of [...this.#frames.values(), ...this.#spare]) {
+      if (framePool.length >= FRAME_POOL_MAX) break;
+      if (!kept.has(f)) framePool.push(f);
+    }
+    this.#frames = new Map();
+    this.#spare = [];
+    this.#sorted = [];
+    this.#slab = undefined;
+    this.#slabUsed = SLAB_FRAMES;
+  }
+
   #newFrame(): Uint8Array {
     const spare = this.#spare.pop();
     if (spare !== undefined) return spare;
+    const pooled = framePool.pop();
+    if (pooled !== undefined) {
+      pooled.fill(0);
+      return pooled;
+    }
     if (this.#slabUsed === SLAB_FRAMES || this.#slab === undefined) {
       this.#slab = new ArrayBuffer(SLAB_FRAMES * FRAME_SIZE);
       this.#slabUsed = 0;

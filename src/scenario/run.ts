@@ -52,6 +52,8 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
   const finish = (verdict: Verdict, report: OracleReport | null, image?: KexecImage): RunResult => {
     const r = assemble(s, seed, m, fk, ck, verdict, report ?? oracle.nothingCaptured(), chainExtra, crashStartNs, image);
     oracle.release();
+    // The result holds no reference to DRAM: let the next run reuse it, unless a caller is watching this machine.
+    if (opts.onMachine === undefined) m.dram.dispose();
     if (oracle.taken) r.metrics.dmaPacketsAfterPanic = nicPackets() - packetsAtHandoff;
     return r;
   };

@@ -43,6 +43,9 @@ export interface WalkOptions {
 }
 
 const LEVEL_NAMES = ['', 'PTE', 'PMD', 'PUD', 'PGD'];
+/** Scratch for one table entry: walks are synchronous and never nest, so one buffer serves them all. */
+const ENTRY = new Uint8Array(8);
+const ENTRY_VIEW = new DataView(ENTRY.buffer);
 
 /** Splits a canonical 48-bit virtual address into its four 9-bit indices and the page offset. */
 export function splitVirt(vaddr: bigint): { ok: true; idx: [number, number, number, number]; low: number } | { ok: false } {
@@ -65,8 +68,8 @@ export function walk(mc: MemoryController, cr3: number, vaddr: bigint, opts: Wal
   const sv = splitVirt(vaddr);
   if (!sv.ok) return { ok: false, fault: 'non-canonical', level: 4, errorCode: 0, detail: `non-canonical address 0x${vaddr.toString(16)}` };
   const encMaskHi = opts.encMaskHi ?? 0;
-  const buf = new Uint8Array(8);
-  const dv = new DataView(buf.buffer);
+  const buf = ENTRY;
+  const dv = ENTRY_VIEW;
   let table = cr3 - (cr3 % 4096);
   let writable = true;
   let nx = false;
