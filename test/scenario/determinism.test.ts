@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { runScenario } from '../../src/scenario/run.js';
 import { smallScenario } from '../helpers/small-scenario.js';
+import { renderRunHtml } from '../../src/report/html.js';
 
 function sha(file: string): string {
   const h = createHash('sha256');
@@ -24,19 +25,21 @@ function sha(file: string): string {
 }
 
 describe('same scenario and seed give the same bytes', () => {
-  it('two runs produce byte-identical vmcores, truth manifests and JSON results; another seed differs', () => {
+  it('two runs produce byte-identical vmcores, truth manifests, JSON results and HTML reports; another seed differs', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kdumpsim-det-'));
     try {
       const run = (tag: string, seed?: number) => {
         const r = runScenario(smallScenario(), { vmcorePath: join(dir, `${tag}.vmcore`), truthPath: join(dir, `${tag}.truth`), ...(seed === undefined ? {} : { seed }) });
         const json = JSON.stringify({ ...r, vmcore: null });
-        return { json, core: sha(join(dir, `${tag}.vmcore`)), truth: createHash('sha256').update(readFileSync(join(dir, `${tag}.truth`))).digest('hex') };
+        const html = renderRunHtml({ ...r, vmcore: null });
+        return { json, html, core: sha(join(dir, `${tag}.vmcore`)), truth: createHash('sha256').update(readFileSync(join(dir, `${tag}.truth`))).digest('hex') };
       };
       const a = run('a');
       const b = run('b');
       expect(b.core).toBe(a.core);
       expect(b.truth).toBe(a.truth);
       expect(b.json).toBe(a.json);
+      expect(b.html).toBe(a.html);
       const c = run('c', 99);
       expect(c.core).not.toBe(a.core);
     } finally {
