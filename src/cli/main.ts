@@ -2,7 +2,7 @@
 // verdict), 1 a run or check that did not come out as expected, 2 bad usage
 // or input.
 
-import { renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { out, useColor, writeFileAtomic } from './output.js';
 import { renderRunHtml } from '../report/html.js';
 import { Command, CommanderError } from '@commander-js/extra-typings';
 import { InputError, isInputError, UsageError } from '../util/errors.js';
@@ -17,37 +17,11 @@ import { replayInput } from '../scenario/replay.js';
 import { readText } from '../scenario/load.js';
 import { registerMatrixCommands } from './matrix-command.js';
 
-function out(s: string | Uint8Array): void {
-  const b = typeof s === 'string' ? Buffer.from(s) : s;
-  let off = 0;
-  while (off < b.length) {
-    try {
-      off += writeSync(1, b, off, b.length - off);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') continue;
-      if ((e as NodeJS.ErrnoException).code === 'EPIPE') return;
-      throw e;
-    }
-  }
-}
 
-const useColor = (): boolean => process.stdout.isTTY && process.env['NO_COLOR'] === undefined;
 
 function parseSeed(v: string): number {
   if (!/^\d+$/.test(v)) throw new UsageError(`Cannot use --seed "${v}": expected a non-negative integer`);
   return Number(v);
-}
-
-/** Writes a whole file or nothing: a temporary name first, then a rename. */
-export function writeFileAtomic(path: string, text: string): void {
-  const tmp = `${path}.part`;
-  try {
-    writeFileSync(tmp, text);
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw new InputError(`Cannot write "${path}": ${(e as Error).message}`);
-  }
 }
 
 function parseJsonFile(file: string): unknown {

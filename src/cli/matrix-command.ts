@@ -3,7 +3,8 @@
 // Exit codes: 0 when every cell with an `expect` met it, 1 when one did not,
 // 2 on bad input.
 
-import { readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { out, useColor, writeFileAtomic } from './output.js';
 import type { Command } from '@commander-js/extra-typings';
 import { isInputError, InputError, UsageError } from '../util/errors.js';
 import { asMatrixResult, loadMatrixFile, matrixPassed, mergeMatrixResults, parseShard, type ShardSpec } from '../scenario/matrix.js';
@@ -14,21 +15,7 @@ import { renderMatrixJunit } from '../report/junit.js';
 import { renderMatrixHtml } from '../report/html.js';
 import { matrixProgress } from './matrix-progress.js';
 
-function out(s: string): void {
-  const b = Buffer.from(s);
-  let off = 0;
-  while (off < b.length) {
-    try {
-      off += writeSync(1, b, off, b.length - off);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') continue;
-      if ((e as NodeJS.ErrnoException).code === 'EPIPE') return;
-      throw e;
-    }
-  }
-}
 
-const useColor = (): boolean => process.stdout.isTTY === true && process.env['NO_COLOR'] === undefined;
 
 function parseShardOption(v: string): ShardSpec {
   try {
@@ -43,13 +30,6 @@ function parseJobs(v: string): number {
   return Number(v);
 }
 
-function writeOutput(path: string, text: string, what: string): void {
-  try {
-    writeFileSync(path, text);
-  } catch (e) {
-    throw new InputError(`Cannot write ${what} "${path}": ${(e as Error).message}`);
-  }
-}
 
 interface OutputOptions {
   json?: true;
@@ -58,8 +38,8 @@ interface OutputOptions {
 }
 
 async function emit(m: MatrixResult, o: OutputOptions): Promise<void> {
-  if (o.junit !== undefined) writeOutput(o.junit, renderMatrixJunit(m), 'JUnit report');
-  if (o.html !== undefined) writeOutput(o.html, renderMatrixHtml(m), 'HTML report');
+  if (o.junit !== undefined) writeFileAtomic(o.junit, renderMatrixJunit(m), 'JUnit report');
+  if (o.html !== undefined) writeFileAtomic(o.html, renderMatrixHtml(m), 'HTML report');
   out(o.json ? JSON.stringify(m, null, 2) + '\n' : renderMatrixText(m, { color: useColor(), ...(process.stdout.isTTY ? { width: process.stdout.columns } : {}) }));
   process.exitCode = matrixPassed(m) ? 0 : 1;
 }

@@ -6,11 +6,12 @@
 
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { isNode, type Document, type LineCounter } from 'yaml';
 import type { z } from 'zod';
 import { ScenarioError, InputError } from '../util/errors.js';
 import { deepMerge, isPlainObject } from '../util/deep-merge.js';
 import { scenarioSchema, type Scenario } from './schema.js';
+import { describeIssue, locateInDocument, parseYaml } from './yaml-source.js';
 import { MACHINE_PRESETS } from './presets.js';
 
 /** One file of an extends chain, parsed. */
@@ -32,18 +33,6 @@ export function readText(file: string, what: string): string {
   } catch (e) {
     throw new InputError(`Cannot read ${what} "${file}": ${(e as Error).message}`);
   }
-}
-
-/** Parses one YAML document with positions; syntax errors become ScenarioErrors. */
-export function parseYaml(text: string, file: string): { doc: Document.Parsed; lc: LineCounter; data: unknown } {
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
-  const err = doc.errors[0];
-  if (err !== undefined) {
-    const pos = lc.linePos(err.pos[0]);
-    throw new ScenarioError(`YAML syntax error: ${err.message.split('\n')[0]}`, { file, line: pos.line, col: pos.col });
-  }
-  return { doc, lc, data: doc.toJS() ?? {} };
 }
 
 export function parseScenario(text: string, file: string): Scenario {
@@ -87,7 +76,8 @@ function resolveExtends(text: string, file: string, sources: Source[], seen: str
   return deepMerge(parent, own);
 }
 
-function applyPreset(data: unknown): unknown {
+/** A machine preset fills in what the scenario's machine leaves out. */
+export function applyPreset(data: unknown): unknown {
   if (!isPlainObject(data) || !isPlainObject(data['machine'])) return data;
   const name = data['machine']['preset'];
   if (typeof name !== 'string' || !(name in MACHINE_PRESETS)) return data; // the schema reports unknown presets
@@ -96,44 +86,12 @@ function applyPreset(data: unknown): unknown {
 }
 
 function locateIssue(sources: readonly Source[], issue: z.core.$ZodIssue): { file: string; line: number; col: number } {
-  const path = [...issue.path] as (string | number)[];
   const unknownKey = issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined;
-  // The deepest path prefix that some file spells out wins; among files, the child first.
-  for (let n = path.length; n >= 0; n--) {
-    const sub = path.slice(0, n);
-    for (const src of sources) {
-      if (unknownKey !== undefined && n === path.length) {
-        const parent = sub.length > 0 ? src.doc.getIn(sub, true) : src.doc.contents;
-        const key = findKeyNode(parent, unknownKey);
-        if (key?.range) return { file: src.file, ...src.lc.linePos(key.range[0]) };
-        continue;
-      }
-      const node = n === 0 ? src.doc.contents : src.doc.getIn(sub, true);
-      if (isNode(node) && node.range) return { file: src.file, ...src.lc.linePos(node.range[0]) };
-    }
+  // The file that spells out most of the path holds the problem; on a tie, the child.
+  let best: { file: string; line: number; col: number; depth: number } | undefined;
+  for (const src of sources) {
+    const at = locateInDocument(src.doc, src.lc, issue.path as (string | number)[], unknownKey);
+    if (best === undefined || at.depth > best.depth) best = { file: src.file, ...at };
   }
-  const first = sources[0];
-  return { file: first?.file ?? '(scenario)', line: 1, col: 1 };
-}
-
-function findKeyNode(parent: unknown, key: string): { range?: [number, number, number] | null } | undefined {
-  if (parent === null || typeof parent !== 'object' || !('items' in parent)) return undefined;
-  const items = (parent as { items: { key: unknown }[] }).items;
-  for (const it of items) {
-    const k = it.key as { value?: unknown; range?: [number, number, number] | null } | undefined;
-    if (k && k.value === key) return k;
-  }
-  return undefined;
-}
-
-function describeIssue(issue: z.core.$ZodIssue): string {
-  switch (issue.code) {
-    case 'unrecognized_keys':
-      return `unknown key "${issue.keys.join('", "')}"`;
-    case 'invalid_type':
-      if ('input' in issue && issue.input === undefined) return `is required (expected ${issue.expected})`;
-      return `expected ${issue.expected}${'input' in issue && issue.input !== undefined ? `, received ${JSON.stringify(issue.input)}` : ''}`;
-    default:
-      return issue.message;
-  }
+  return best === undefined ? { file: '(scenario)', line: 1, col: 1 } : { file: best.file, line: best.line, col: best.col };
 }

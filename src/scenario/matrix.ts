@@ -5,13 +5,13 @@
 // Expansion is row-major over the axes in file order (the last axis varies
 // fastest), so a cell's index, id and coordinates depend only on the file.
 
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { LineCounter, parseDocument, isMap, isNode, isScalar, isSeq, type Document } from 'yaml';
+import { isMap, isScalar } from 'yaml';
 import { z } from 'zod';
 import { InputError, ScenarioError } from '../util/errors.js';
-import { loadScenarioFile } from './load.js';
-import { MACHINE_PRESETS } from './presets.js';
+import { deepMerge, isPlainObject, put } from '../util/deep-merge.js';
+import { applyPreset, loadScenarioFile, readText } from './load.js';
+import { describeIssue, locateInDocument, parseYaml } from './yaml-source.js';
 import { scenarioSchema, VERDICTS, type Scenario, type Verdict } from './schema.js';
 import type { MatrixAxisResult, MatrixCell, MatrixResult } from './matrix-result.js';
 
@@ -133,26 +133,13 @@ interface Axis {
 type Locate = (path: readonly (string | number)[], unknownKey?: string) => { line: number; col: number } | undefined;
 
 export function loadMatrixFile(file: string): MatrixPlan {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new InputError(`Cannot read matrix "${file}": ${(e as Error).message}`);
-  }
-  return parseMatrix(text, file);
+  return parseMatrix(readText(file, 'matrix'), file);
 }
 
 /** Parses matrix YAML; a file `base` is resolved relative to `file`'s folder. */
 export function parseMatrix(text: string, file: string): MatrixPlan {
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
-  const err = doc.errors[0];
-  if (err !== undefined) {
-    const pos = lc.linePos(err.pos[0]);
-    throw new ScenarioError(`YAML syntax error: ${err.message.split('\n')[0]}`, { file, line: pos.line, col: pos.col });
-  }
+  const { doc, lc, data } = parseYaml(text, file);
   const locate: Locate = (path, unknownKey) => locateInDocument(doc, lc, path, unknownKey);
-  const data: unknown = doc.toJS() ?? {};
   // A map's JS object reorders integer-like keys; labels keep the file's order.
   const labelOrder = (axisIndex: number): string[] | undefined => {
     const node = doc.getIn(['axes', axisIndex, 'values'], true);
@@ -237,7 +224,7 @@ function expandMatrixInternal(
     const o = obj as Record<string, unknown>;
     o['name'] = `${m.name} [${id}]`;
 
-    const parsed = scenarioSchema.safeParse(withPreset(o), { reportInput: true });
+    const parsed = scenarioSchema.safeParse(applyPreset(o), { reportInput: true });
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
       const unknownKey = issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined;
@@ -249,14 +236,6 @@ function expandMatrixInternal(
     cells.push({ index, id, coords, scenario: (parsed as { data: Scenario }).data });
   }
   return { name: m.name, axes: axes.map((a) => ({ name: a.name, labels: a.labels })), rows, columns, total, cells };
-}
-
-/** A machine preset fills in what the cell's machine leaves out (as scenario files get it). */
-function withPreset(o: Record<string, unknown>): Record<string, unknown> {
-  const machine = o['machine'];
-  if (!isPlainObject(machine) || typeof machine['preset'] !== 'string' || !(machine['preset'] in MACHINE_PRESETS)) return o;
-  const preset = MACHINE_PRESETS[machine['preset'] as keyof typeof MACHINE_PRESETS];
-  return { ...o, machine: deepMerge(structuredClone(preset), machine) };
 }
 
 function loadBaseFile(path: string, fail: (msg: string) => never): Record<string, unknown> {
@@ -340,30 +319,6 @@ export function valueLabel(v: unknown): string {
   if (typeof v === 'string') return v;
   if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
   return JSON.stringify(v);
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
-function put(o: Record<string, unknown> | unknown[], key: string | number, v: unknown): void {
-  // defineProperty, so a key named "__proto__" is data, never a prototype change.
-  Object.defineProperty(o, key, { value: v, enumerable: true, writable: true, configurable: true });
-}
-
-/**
- * Deep merge of a partial scenario into a base: maps merge key by key,
- * lists and scalars replace, and null removes the key.
- */
-export function deepMerge(base: unknown, patch: unknown): unknown {
-  if (!isPlainObject(base) || !isPlainObject(patch)) return structuredClone(patch);
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(base)) put(out, k, v);
-  for (const [k, v] of Object.entries(patch)) {
-    if (v === null) delete out[k];
-    else put(out, k, Object.prototype.hasOwnProperty.call(out, k) ? deepMerge(out[k], v) : structuredClone(v));
-  }
-  return out;
 }
 
 /** Sets one field by dotted path (numeric segments index lists); returns a problem, or undefined. */
@@ -513,39 +468,3 @@ function coordsOf(axes: readonly MatrixAxisResult[], index: number): Record<stri
   return coords;
 }
 
-function locateInDocument(doc: Document, lc: LineCounter, path: readonly (string | number)[], unknownKey?: string): { line: number; col: number } {
-  // Walk by hand: map keys compare by their string form, so a label written 64 matches "64".
-  const chain: unknown[] = [doc.contents];
-  for (const seg of path) {
-    const cur = chain[chain.length - 1];
-    let next: unknown;
-    if (isMap(cur)) next = cur.items.find((it) => isScalar(it.key) && String(it.key.value) === String(seg))?.value;
-    else if (isSeq(cur) && typeof seg === 'number') next = cur.items[seg];
-    if (next === undefined || next === null) break;
-    chain.push(next);
-  }
-  const last = chain[chain.length - 1];
-  if (unknownKey !== undefined && chain.length === path.length + 1 && isMap(last)) {
-    const it = last.items.find((x) => isScalar(x.key) && String(x.key.value) === unknownKey);
-    if (it && isNode(it.key) && it.key.range) return lc.linePos(it.key.range[0]);
-  }
-  for (let i = chain.length - 1; i >= 0; i--) {
-    const node = chain[i];
-    if (isNode(node) && node.range) return lc.linePos(node.range[0]);
-  }
-  return { line: 1, col: 1 };
-}
-
-function describeIssue(issue: z.core.$ZodIssue): string {
-  if ((issue.code === 'invalid_type' || issue.code === 'invalid_union') && 'input' in issue && issue.input === undefined) {
-    return issue.code === 'invalid_type' ? `is required (expected ${issue.expected})` : `is required (${issue.message})`;
-  }
-  switch (issue.code) {
-    case 'unrecognized_keys':
-      return `unknown key "${issue.keys.join('", "')}"`;
-    case 'invalid_type':
-      return `expected ${issue.expected}${'input' in issue && issue.input !== undefined ? `, received ${JSON.stringify(issue.input)}` : ''}`;
-    default:
-      return issue.message;
-  }
-}

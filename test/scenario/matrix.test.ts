@@ -3,8 +3,9 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  deepMerge, expandMatrix, loadMatrixFile, mergeMatrixResults, parseMatrix, parseShard, setPath, shardCells, type MatrixFileInput,
+  expandMatrix, loadMatrixFile, mergeMatrixResults, parseMatrix, parseShard, setPath, shardCells, type MatrixFileInput,
 } from '../../src/scenario/matrix.js';
+import { deepMerge } from '../../src/util/deep-merge.js';
 import { runMatrix } from '../../src/scenario/matrix-run.js';
 import type { MatrixResult } from '../../src/scenario/matrix-result.js';
 import { InputError, ScenarioError } from '../../src/util/errors.js';
