@@ -11,7 +11,10 @@ import { e820End } from '../platform/e820.js';
 import { NS_PER_MS } from '../platform/clock.js';
 import { CPUID_EXT_EDX_PAGE1GB } from '../platform/cpu/cpuid.js';
 import { decodeElfHeader, decodeProgramHeader, EHDR_SIZE, PHDR_SIZE, PT_LOAD, PT_NOTE, ET_CORE, EM_X86_64 } from '../dump/elf.js';
-import { decodeNotes, encodeNotes } from '../dump/elf-note.js';
+import { decodeNotes, encodeNotes, type ElfNote } from '../dump/elf-note.js';
+import { HOST_KEY_SLOT } from '../platform/machine.js';
+import { smeEnable, smeBanner, cbitHi, type SmeDecision } from './sme.js';
+import { physAccess, type PhysAccess } from './phys-access.js';
 import type { ElfLoadSpec } from '../dump/elf-vmcore-writer.js';
 import { writeElfVmcore } from '../dump/elf-vmcore-writer.js';
 import { VmcoreFormatError } from '../util/errors.js';
@@ -32,8 +35,8 @@ export interface CaptureEnvironment {
   minMemory: number;
   onBoot?: (ck: CrashKernel) => void;
   onProgress?: (done: number, total: number) => void;
-  /** Sees every page /proc/vmcore serves, as it is served. */
-  onPageServed?: (pfn: number, page: Uint8Array) => void;
+  /** Sees every page /proc/vmcore serves, as it is served, with the key slot its read used. */
+  onPageServed?: (pfn: number, page: Uint8Array, keyId: number) => void;
 }
 
 export type CrashKernelOutcome =
@@ -60,6 +63,9 @@ export class CrashKernel {
   cmdline = new Cmdline('');
   memblock: Memblock | undefined;
   outcome: CrashKernelOutcome = { state: 'booting' };
+  sme: SmeDecision = { active: false, mask: 0n, cbit: 0, reason: 'not decided yet' };
+  /** Its own memory, through its own encryption view (all of it encrypted when SME is active). */
+  readonly mem: PhysAccess;
   vmcore: ProcVmcore | undefined;
 
   constructor(machine: Machine, profile: KernelProfile, cpu: Cpu, env: CaptureEnvironment) {
@@ -69,6 +75,7 @@ export class CrashKernel {
     this.env = env;
     this.log = new KernelLog(machine.clock);
     this.who = { kind: 'cpu', id: cpu.id };
+    this.mem = physAccess(machine.mc, this.who, () => (this.sme.active ? HOST_KEY_SLOT : 0));
   }
 
   step(detail: string, data?: Record<string, number | string | boolean>): void {
@@ -101,13 +108,22 @@ export class CrashKernel {
     mb.reserve(0, Math.min(0x100000, mb.freeRanges[0]?.end ?? 0)); // the first MiB stays untouched, as in any x86 kernel
     const kernelStart = alignDown(Number(this.cpu.regs.rip), 2 ** 21);
     mb.reserve(kernelStart, 8 * 2 ** 20);
+    // SYSCFG survives kexec, so this kernel makes its own sme_enable() decision from its own command line.
+    this.sme = smeEnable(this.cpu, this.cmdline, this.profile);
+    if (this.sme.active) {
+      const buf = new Uint8Array(8 * 2 ** 20);
+      m.mc.read(kernelStart, buf);
+      m.mc.write(kernelStart, buf, this.who, { keyId: HOST_KEY_SLOT });
+      this.log.printk(smeBanner(this.profile));
+    }
+    this.step(`capture kernel SME ${this.sme.active ? 'active' : 'not active'}: ${this.sme.reason}`, { sme: this.sme.active });
 
     // Its own page tables, in its own memory; the direct map covers only what its e820 calls RAM.
     const root = this.#allocPage();
     const gbPages = (this.cpu.cpuid(0x8000_0001)[3] & CPUID_EXT_EDX_PAGE1GB) !== 0;
-    const pt = new PageTableBuilder(m.mc, root, () => this.#allocPage(), this.who, gbPages);
+    const pt = new PageTableBuilder(this.mem, root, () => this.#allocPage(), gbPages, cbitHi(this.sme));
     for (const r of usable) pt.map(PAGE_OFFSET + BigInt(r.start), r.start, r.end - r.start, { writable: true, global: true });
-    this.cpu.cr3 = root;
+    this.cpu.cr3 = root + Number(this.sme.mask);
     m.clock.advance(300 * NS_PER_MS);
     this.log.printk('smp: Bringing up secondary CPUs ...');
     this.log.printk('smp: Brought up 1 node, 1 CPU');
@@ -140,7 +156,7 @@ export class CrashKernel {
   #allocPage(): number {
     const pa = this.memblock?.alloc(4096, 4096);
     if (pa === undefined) throw new Error('BUG: capture kernel out of boot memory');
-    this.machine.mc.zero(pa, 4096, this.who);
+    this.mem.zero(pa, 4096);
     return pa;
   }
 
@@ -174,7 +190,7 @@ export class CrashKernel {
       if (p.type === PT_NOTE) {
         const buf = new Uint8Array(Number(p.filesz));
         m.mc.read(Number(p.offset), buf, { keyId: mapping.keyId });
-        const found = decodeNotes(buf, { file: '/proc/vmcore', offset: Number(p.offset) });
+        const found = this.#readNotes(buf, Number(p.offset));
         if (found.length === 0) {
           emptyNotes++;
           this.log.printk('Warning: Zero PT_NOTE entries found');
@@ -192,9 +208,31 @@ export class CrashKernel {
     return vmcore;
   }
 
-  /** How copy_oldmem_page maps old memory in this kernel. */
+  /**
+   * update_note_header_size_elf64(): walk the notes in one CPU's buffer; an
+   * entry that does not fit (what encrypted bytes read in the clear look
+   * like) is dropped with the kernel's warning.
+   */
+  #readNotes(buf: Uint8Array, pa: number): ElfNote[] {
+    try {
+      return decodeNotes(buf, { file: '/proc/vmcore', offset: pa });
+    } catch (e) {
+      if (!(e instanceof VmcoreFormatError)) throw e;
+      const dv = new DataView(buf.buffer, buf.byteOffset, buf.length);
+      const namesz = buf.length >= 4 ? dv.getUint32(0, true) : 0;
+      const descsz = buf.length >= 8 ? dv.getUint32(4, true) : 0;
+      this.log.printk(`Warning: Exceeded p_memsz, dropping PT_NOTE entry n_namesz=0x${namesz.toString(16)}, n_descsz=0x${descsz.toString(16)}`);
+      return [];
+    }
+  }
+
+  /** How copy_oldmem_page maps old memory in this kernel: per era, and whether SME is active here. */
   #oldMemoryMapping(): OldMemoryMapping {
-    return { keyId: 0, why: 'unencrypted (ioremap_cache)' };
+    if (this.sme.active && this.profile.mechanisms.oldMemoryEncryptedRead) {
+      return { keyId: HOST_KEY_SLOT, why: 'encrypted (ioremap_encrypted: SME is active in this kernel)' };
+    }
+    if (this.sme.active) return { keyId: 0, why: 'unencrypted (ioremap: this kernel predates ioremap_encrypted)' };
+    return { keyId: 0, why: 'unencrypted (ioremap_cache: SME is not active in this kernel)' };
   }
 
   /** The kdump service in the initramfs: cp /proc/vmcore to its target. */

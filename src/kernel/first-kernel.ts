@@ -26,6 +26,9 @@ import type { VmcoreInfo } from '../dump/vmcoreinfo.js';
 import { CRASH_NOTE_BYTES } from './crash-notes.js';
 import { RxNicDriver } from './drivers/rx-nic-driver.js';
 import type { KexecImage } from './kexec-file-load.js';
+import { smeEnable, smeBanner, cbitHi, type SmeDecision } from './sme.js';
+import { physAccess, type PhysAccess } from './phys-access.js';
+import { HOST_KEY_SLOT } from '../platform/machine.js';
 
 /** A buffer the kernel handed to a device for DMA. */
 export interface DmaMapping {
@@ -72,6 +75,14 @@ export class FirstKernel {
   /** Set once the kernel stops scheduling work (panic). */
   running = false;
   kexecImage: KexecImage | undefined;
+  /** sme_enable()'s decision (inactive until boot decides). */
+  sme: SmeDecision = { active: false, mask: 0n, cbit: 0, reason: 'not decided yet' };
+  /** Ranges this kernel maps decrypted under SME. */
+  readonly decrypted: Range[] = [];
+  /** Physical memory as this kernel sees it (through its encryption view). */
+  readonly mem: PhysAccess;
+  /** The page-table root with the C-bit when the root table is encrypted. */
+  cr3 = 0;
 
   constructor(machine: Machine, config: FirstKernelConfig) {
     this.machine = machine;
@@ -80,6 +91,7 @@ export class FirstKernel {
     this.log = new KernelLog(machine.clock);
     this.cmdline = new Cmdline(config.cmdline);
     this.image = new KernelImage(KERNEL_PHYS_START);
+    this.mem = physAccess(machine.mc, this.who, (pa) => this.keyFor(pa));
   }
 
   /** A milestone of the causal story, recorded in the hardware trace. */
@@ -101,7 +113,15 @@ export class FirstKernel {
     if (!this.memblock.reserve(this.image.base, this.image.size)) {
       return { ok: false, reason: `kernel image at 0x${this.image.base.toString(16)} does not fit in usable memory` };
     }
-    this.image.load(m.mc, this.who, this.profile.release, this.profile.banner, this.config.seed);
+    // The boot loader put the image there in plaintext; sme_enable() decides, sme_encrypt_kernel() converts in place.
+    this.image.load(this.mem, this.profile.release, this.profile.banner, this.config.seed);
+    this.sme = smeEnable(m.bsp, this.cmdline, this.profile);
+    if (this.sme.active) {
+      this.#encryptInPlace(this.image.base, this.image.size);
+      this.step(`SME active: sme_me_mask 0x${this.sme.mask.toString(16)} (C-bit ${this.sme.cbit}); kernel image encrypted in place`, { cbit: this.sme.cbit });
+    } else if (this.profile.mechanisms.memEncrypt && this.sme.cbit !== 0) {
+      this.step(`SME not active: ${this.sme.reason}`);
+    }
     clock.advance(4 * NS_PER_MS);
 
     this.#buildPageTables();
@@ -116,17 +136,20 @@ export class FirstKernel {
     if (mmBase === undefined) return { ok: false, reason: `cannot allocate the memory map (${mmBytes} bytes)` };
     this.memMap = new MemMap(mmBase, maxPfn);
     this.#writePointer(this.image.pa('mem_map'), this.memMap.va);
-    this.memMap.describe(m.mc, this.who, this.image.base / 4096, this.image.size / 4096, 'kernel');
+    this.memMap.describe(this.mem, this.image.base / 4096, this.image.size / 4096, 'kernel');
+    if (this.sme.active) this.log.printk(smeBanner(this.profile));
 
-    this.vmcoreinfo = buildVmcoreinfo({ release: this.profile.release, image: this.image, smeMask: 0n });
-    writeVmcoreinfoNote(m.mc, this.who, this.image, this.vmcoreinfo);
+    this.vmcoreinfo = buildVmcoreinfo({
+      release: this.profile.release, image: this.image, smeMask: this.sme.mask, emitSmeMask: this.profile.mechanisms.vmcoreinfoSmeMask,
+    });
+    writeVmcoreinfoNote(this.mem, this.image, this.vmcoreinfo);
 
     const notesBytes = alignUp(m.cpus.length * CRASH_NOTE_BYTES, 4096);
     const notesBase = this.memblock.alloc(notesBytes, 4096);
     if (notesBase === undefined) return { ok: false, reason: 'cannot allocate crash_notes' };
-    m.mc.zero(notesBase, notesBytes, this.who);
+    this.mem.zero(notesBase, notesBytes);
     this.crashNotes = m.cpus.map((_, i) => notesBase + i * CRASH_NOTE_BYTES);
-    this.memMap.describe(m.mc, this.who, notesBase / 4096, notesBytes / 4096, 'slab');
+    this.memMap.describe(this.mem, notesBase / 4096, notesBytes / 4096, 'slab');
 
     this.running = true;
     m.bsp.nmiHandler = (cpu) => this.#nmi(cpu);
@@ -149,34 +172,65 @@ export class FirstKernel {
   allocPage(): number {
     const pa = this.memblock.alloc(4096, 4096);
     if (pa === undefined) throw new Error('BUG: out of boot memory');
-    this.machine.mc.zero(pa, 4096, this.who);
+    this.mem.zero(pa, 4096);
     return pa;
+  }
+
+  /**
+   * The key slot this kernel's mapping of `pa` uses: the host key for its RAM
+   * when SME is active, none for what it maps decrypted.
+   */
+  keyFor(pa: number): number {
+    if (!this.sme.active) return 0;
+    for (const r of this.decrypted) if (pa >= r.start && pa < r.end) return 0;
+    return HOST_KEY_SLOT;
+  }
+
+  /** Marks a range decrypted in this kernel's view (set_memory_decrypted). */
+  markDecrypted(r: Range): void {
+    this.decrypted.push(r);
+  }
+
+  /** sme_encrypt_kernel(): read through a decrypted alias, write back through the encrypted one. */
+  #encryptInPlace(pa: number, size: number): void {
+    const m = this.machine;
+    const buf = new Uint8Array(1 << 20);
+    for (let off = 0; off < size; off += buf.length) {
+      const n = Math.min(buf.length, size - off);
+      const view = buf.subarray(0, n);
+      m.mc.read(pa + off, view);
+      m.mc.write(pa + off, view, this.who, { keyId: HOST_KEY_SLOT });
+    }
   }
 
   #buildPageTables(): void {
     const m = this.machine;
     const root = this.image.pa('init_top_pgt');
-    m.mc.zero(root, 4096, this.who);
+    this.mem.zero(root, 4096);
     // Long mode with NX, and 1 GiB direct-map pages only where CPUID says the part has them.
     const bsp = m.bsp;
     bsp.wrmsr(MSR_EFER, bsp.rdmsr(MSR_EFER) | EFER_LME | EFER_LMA | EFER_NXE | EFER_SCE);
     const gbPages = (bsp.cpuid(0x8000_0001)[3] & CPUID_EXT_EDX_PAGE1GB) !== 0;
-    this.pageTables = new PageTableBuilder(m.mc, root, () => this.allocPage(), this.who, gbPages);
-    // The direct map covers RAM and ACPI tables; the MMIO hole stays unmapped.
+    this.pageTables = new PageTableBuilder(this.mem, root, () => this.allocPage(), gbPages, cbitHi(this.sme));
+    // The direct map covers RAM and ACPI tables (those decrypted: firmware wrote them in the clear); the MMIO hole stays unmapped.
     for (const e of m.e820) {
       if (e.type !== 'usable' && e.type !== 'ACPI data' && e.type !== 'ACPI NVS') continue;
       const start = alignDown(e.addr, 4096);
       const end = alignUp(e820End(e), 4096);
-      this.pageTables.map(PAGE_OFFSET + BigInt(start), start, end - start, { writable: true, global: true });
+      const decrypted = e.type !== 'usable';
+      if (decrypted) this.markDecrypted({ start, end });
+      this.pageTables.map(PAGE_OFFSET + BigInt(start), start, end - start, { writable: true, global: true, decrypted });
     }
     this.pageTables.map(START_KERNEL_MAP + BigInt(this.image.base), this.image.base, this.image.size, { writable: true, global: true });
-    for (const cpu of m.cpus) cpu.cr3 = root;
+    // CR3 carries the C-bit too when the top-level table is encrypted.
+    this.cr3 = root + Number(this.sme.mask);
+    for (const cpu of m.cpus) cpu.cr3 = this.cr3;
   }
 
   #writePointer(pa: number, value: bigint): void {
     const b = new Uint8Array(8);
     new DataView(b.buffer).setBigUint64(0, value, true);
-    this.machine.mc.write(pa, b, this.who);
+    this.mem.write(pa, b);
   }
 
   #bringUpAps(): void {
@@ -185,7 +239,9 @@ export class FirstKernel {
     // The trampoline's bytes and what running them means: switch to the kernel's page tables and idle.
     const code = new Uint8Array(64);
     code.set([0xfa, 0xfc, 0x8c, 0xc8, 0x8e, 0xd8, 0x0f, 0x01, 0x16]);
-    m.mc.write(TRAMPOLINE_PA, code, this.who);
+    // The real-mode trampoline is decrypted: APs start without paging, so without the C-bit.
+    this.markDecrypted({ start: TRAMPOLINE_PA, end: TRAMPOLINE_PA + 4096 });
+    this.mem.write(TRAMPOLINE_PA, code);
     m.entryPoints.place(TRAMPOLINE_PA, 'trampoline_start', code, (cpu) => this.#apStart(cpu));
     const booted: string[] = [];
     for (const cpu of m.cpus) {
@@ -205,7 +261,7 @@ export class FirstKernel {
 
   #apStart(cpu: Cpu): void {
     cpu.wrmsr(MSR_EFER, cpu.rdmsr(MSR_EFER) | EFER_LME | EFER_LMA | EFER_NXE | EFER_SCE);
-    cpu.cr3 = this.image.pa('init_top_pgt');
+    cpu.cr3 = this.cr3;
     cpu.nmiHandler = (c) => this.#nmi(c);
     // The idle task's context: kernel segments, interrupts on, on this CPU's idle stack, in the halt loop.
     cpu.regs.cs = 0x10n;

@@ -3,7 +3,7 @@
 // (init_uts_ns holds the release string, init_top_pgt the page-table root,
 // mem_map the struct page array pointer, vmcoreinfo_note the note).
 
-import type { MemoryController, Requester } from '../platform/memory-controller.js';
+import type { PhysAccess } from './phys-access.js';
 import { Prng } from '../util/prng.js';
 import { kernelTextVirt } from './layout.js';
 import { cachedBytes } from './image-cache.js';
@@ -64,13 +64,13 @@ export class KernelImage {
    * Writes the image as the boot loader and early boot leave it: seeded text
    * (so two releases differ), the banner in rodata, init_uts_ns, zeroed bss.
    */
-  load(mc: MemoryController, who: Requester, release: string, banner: string, seed: number): void {
+  load(mem: PhysAccess, release: string, banner: string, seed: number): void {
     const text = cachedBytes(`text:${seed}:${release}`, () => {
       const b = new Uint8Array(IMAGE.textSize);
       tileRandom(b, new Prng(seed, hashString(release)));
       return b;
     });
-    mc.write(this.base, text, who);
+    mem.write(this.base, text);
     const rodata = cachedBytes(`rodata:${banner}`, () => {
       const b = new Uint8Array(IMAGE.rodataSize);
       b.set(new TextEncoder().encode(banner + '\n'), 0);
@@ -78,8 +78,8 @@ export class KernelImage {
       for (let i = 4096; i < b.length; i++) b[i] = (i * 7 + (i >> 9)) & 0x7f;
       return b;
     });
-    mc.write(this.base + IMAGE.rodata, rodata, who);
-    mc.write(this.pa('init_uts_ns'), utsname(release), who);
+    mem.write(this.base + IMAGE.rodata, rodata);
+    mem.write(this.pa('init_uts_ns'), utsname(release));
   }
 }
 

@@ -13,7 +13,7 @@ import { buildElfcorehdr } from './elfcorehdr.js';
 import { CRASH_NOTE_BYTES } from './crash-notes.js';
 import { VMCOREINFO_NOTE_SIZE } from './vmcoreinfo-export.js';
 import { encodeBootParams, BOOT_PARAMS_SIZE } from './boot-params.js';
-import { buildPurgatory, sha256Regions, runPurgatory, PURGATORY } from './purgatory.js';
+import { buildPurgatory, sha256Buffers, runPurgatory, PURGATORY } from './purgatory.js';
 import { hashString, tileRandom } from './kernel-image.js';
 import { cachedBytes } from './image-cache.js';
 import { CrashKernel, type CaptureEnvironment } from './crash-kernel.js';
@@ -134,16 +134,20 @@ export function kexecFileLoad(k: FirstKernel, spec: CaptureKernelSpec): KexecLoa
     return b;
   });
 
-  const who = k.who;
-  m.mc.write(sElf.pa, hdr.bytes, who);
-  m.mc.write(sBoot.pa, boot, who);
-  m.mc.write(sKernel.pa, kernel, who);
-  m.mc.write(sInitrd.pa, initrd, who);
+  // Under SME, 4.20+ kernels allocate crash segments decrypted (the new kernel starts without
+  // encryption); older ones copy them through the encrypted direct map, so they land as ciphertext.
+  if (k.sme.active && k.profile.mechanisms.kexecDecryptsCrashSegments) k.markDecrypted(region);
+  const mem = k.mem;
+  mem.write(sElf.pa, hdr.bytes);
+  mem.write(sBoot.pa, boot);
+  mem.write(sKernel.pa, kernel);
+  mem.write(sInitrd.pa, initrd);
   const hashed = [sElf, sBoot, sKernel, sInitrd].map((s) => ({ start: s.pa, len: s.size }));
-  const digest = sha256Regions(m, hashed);
+  // kexec_calculate_store_digests() hashes the segment buffers as loaded.
+  const digest = sha256Buffers([hdr.bytes, boot, kernel, initrd], hashed);
   const entryPa = sKernel.pa + KERNEL_ENTRY_OFFSET;
   const purg = buildPurgatory(hashed, digest, entryPa, sBoot.pa);
-  m.mc.write(sPurg.pa, purg, who);
+  mem.write(sPurg.pa, purg);
   m.entryPoints.place(sPurg.pa, 'purgatory', purg.subarray(0, PURGATORY.codeSize), (cpu) => runPurgatory(m, cpu, sPurg.pa));
   m.entryPoints.place(entryPa, `startup_64 of ${spec.profile.release}`, kernel.subarray(KERNEL_ENTRY_OFFSET, KERNEL_ENTRY_OFFSET + 4096),
     (cpu) => new CrashKernel(m, spec.profile, cpu, spec.env).boot());

@@ -3,7 +3,7 @@
 // their flags, mapping and counts written, so dump filters classify them from
 // the dumped kernel's own data as makedumpfile does.
 
-import type { MemoryController, Requester } from '../platform/memory-controller.js';
+import type { PhysAccess } from './phys-access.js';
 import { PAGE_OFFSET } from './layout.js';
 
 export const STRUCT_PAGE = { size: 64, flags: 0, lru: 8, mapping: 24, private: 40, _mapcount: 48, _refcount: 52 } as const;
@@ -42,7 +42,7 @@ export class MemMap {
   }
 
   /** Writes the struct pages of `count` consecutive frames from `pfn`. */
-  describe(mc: MemoryController, who: Requester, pfn: number, count: number, use: PageUse, order = 0): void {
+  describe(mem: PhysAccess, pfn: number, count: number, use: PageUse, order = 0): void {
     const buf = new Uint8Array(count * STRUCT_PAGE.size);
     const dv = new DataView(buf.buffer);
     for (let i = 0; i < count; i++) {
@@ -69,6 +69,6 @@ export class MemMap {
       dv.setInt32(o + STRUCT_PAGE._mapcount, mapcount, true);
       dv.setInt32(o + STRUCT_PAGE._refcount, refcount, true);
     }
-    mc.write(this.base + pfn * STRUCT_PAGE.size, buf, who);
+    mem.write(this.base + pfn * STRUCT_PAGE.size, buf);
   }
 }

@@ -50,9 +50,9 @@ export function panic(k: FirstKernel, spec: PanicSpec, hooks: PanicHooks = {}): 
   // crash_save_vmcoreinfo(): CRASHTIME goes into the note at crash time.
   const crashtime = EPOCH_AT_POWER_ON + Math.floor(m.clock.now / NS_PER_S);
   k.vmcoreinfo.set('CRASHTIME', String(crashtime));
-  writeVmcoreinfoNote(m.mc, k.who, k.image, k.vmcoreinfo);
+  writeVmcoreinfoNote(k.mem, k.image, k.vmcoreinfo);
 
-  crashSaveCpu(m.mc, cpu, k.crashNotes[cpu.id]!, PANIC_PID);
+  crashSaveCpu(k.mem, cpu, k.crashNotes[cpu.id]!, PANIC_PID);
 
   // nmi_shootdown_cpus(): crash_nmi_callback on every other CPU, then wait up to a second.
   const others = m.cpus.filter((c) => c !== cpu);
@@ -60,7 +60,7 @@ export function panic(k: FirstKernel, spec: PanicSpec, hooks: PanicHooks = {}): 
   for (const other of others) {
     k.setNmiHandler(other, (c) => {
       c.regs.rip = k.image.va('native_safe_halt') + 0x12n;
-      crashSaveCpu(m.mc, c, k.crashNotes[c.id]!, 0);
+      crashSaveCpu(k.mem, c, k.crashNotes[c.id]!, 0);
       c.state = 'halted'; // halt with interrupts off, for good
       c.nmiHandler = () => { /* already stopped */ };
       stopped++;
@@ -71,6 +71,8 @@ export function panic(k: FirstKernel, spec: PanicSpec, hooks: PanicHooks = {}): 
   else m.clock.advance(50_000);
   k.step(`NMI shoot-down: ${stopped} of ${others.length} other CPUs saved registers and halted`, { stopped, others: others.length });
 
+  // relocate_kernel: with memory encryption on, flush caches so no encrypted line is written back over the new kernel's plaintext.
+  if (k.sme.active) m.trace.record(`cpu${cpu.id}`, 'wbinvd', `CPU ${cpu.id}: WBINVD before jumping to the identity-mapped (unencrypted) purgatory`);
   hooks.beforeHandoff?.();
   k.step(`machine_kexec: CPU ${cpu.id} jumps to purgatory at 0x${image.purgatoryPa.toString(16)}`);
   m.entryPoints.execute(cpu, image.purgatoryPa);

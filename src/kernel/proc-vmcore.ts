@@ -34,8 +34,8 @@ export class ProcVmcore implements PageSource {
   #loadIndex = 0;
   readonly #loadOffsets: number[];
   readonly record: CaptureRecord = { framesCovered: 0, startNs: 0, endNs: 0 };
-  /** Sees every page as it is served (the oracle watches here). */
-  onServe: ((pfn: number, page: Uint8Array) => void) | undefined;
+  /** Sees every page as it is served, with the key slot the read used (the oracle watches here). */
+  onServe: ((pfn: number, page: Uint8Array, keyId: number) => void) | undefined;
 
   constructor(machine: Machine, notes: Uint8Array, loads: readonly ElfLoadSpec[], mapping: OldMemoryMapping, bytesPerSecond = 2e9) {
     this.#machine = machine;
@@ -93,7 +93,7 @@ export class ProcVmcore implements PageSource {
       this.#machine.clock.advanceTo(this.#startNs + pos / this.#rate);
     }
     this.#machine.mc.read(pfn * 4096, dst, { keyId: this.mapping.keyId });
-    this.onServe?.(pfn, dst);
+    this.onServe?.(pfn, dst, this.mapping.keyId);
   }
 
   /** Reads every page the way `cp /proc/vmcore` would, without writing a file. */

@@ -9,6 +9,18 @@ export interface KernelMechanisms {
    * "Reserving ...MB of memory at ...MB for crashkernel ...".
    */
   genericCrashkernelReservation: boolean;
+  /** Built with CONFIG_AMD_MEM_ENCRYPT (SME host support, 4.14 on). */
+  memEncrypt: boolean;
+  /** CONFIG_AMD_MEM_ENCRYPT_ACTIVE_BY_DEFAULT: SME on without mem_encrypt=on. */
+  memEncryptDefaultOn: boolean;
+  /** Which banner announces memory encryption (the wording changed in 5.10 and 5.19). */
+  memEncryptBanner: 'sme-active' | 'features-amd' | 'features';
+  /** kexec allocates crash segments and control pages decrypted under SME (9cf38d5559e8, 4.20). */
+  kexecDecryptsCrashSegments: boolean;
+  /** The capture kernel maps old memory with ioremap_encrypted when SME is active (4.20). */
+  oldMemoryEncryptedRead: boolean;
+  /** VMCOREINFO carries NUMBER(sme_mask) (5.1). */
+  vmcoreinfoSmeMask: boolean;
 }
 
 export interface KernelProfile {
@@ -29,13 +41,29 @@ function profile(id: string, release: string, mechanisms: KernelMechanisms): Ker
   };
 }
 
+/** Mechanisms of kernels since 5.19 that later profiles start from. */
+const MODERN: KernelMechanisms = {
+  genericCrashkernelReservation: false,
+  memEncrypt: true,
+  memEncryptDefaultOn: false,
+  memEncryptBanner: 'features',
+  kexecDecryptsCrashSegments: true,
+  oldMemoryEncryptedRead: true,
+  vmcoreinfoSmeMask: true,
+};
+
 export const KERNEL_PROFILES: Readonly<Record<string, KernelProfile>> = {
-  'linux-6.1': profile('linux-6.1', '6.1.0-kdumpsim', {
-    genericCrashkernelReservation: false,
+  // 4.19: SME hosts and plain kexec work, but kdump under SME came in 4.20 (decrypted crash
+  // segments, ioremap_encrypted for old memory) and sme_mask in VMCOREINFO in 5.1.
+  'linux-4.19': profile('linux-4.19', '4.19.0-kdumpsim', {
+    ...MODERN,
+    memEncryptBanner: 'sme-active',
+    kexecDecryptsCrashSegments: false,
+    oldMemoryEncryptedRead: false,
+    vmcoreinfoSmeMask: false,
   }),
-  'linux-6.12': profile('linux-6.12', '6.12.0-kdumpsim', {
-    genericCrashkernelReservation: true,
-  }),
+  'linux-6.1': profile('linux-6.1', '6.1.0-kdumpsim', MODERN),
+  'linux-6.12': profile('linux-6.12', '6.12.0-kdumpsim', { ...MODERN, genericCrashkernelReservation: true }),
 };
 
 export function kernelProfile(id: string): KernelProfile {

@@ -38,6 +38,17 @@ export function sha256Regions(machine: Machine, regions: readonly ShaRegion[]): 
   return h.digest();
 }
 
+/** SHA-256 of segment buffers, each padded with zeros to its region's length, as they sit in memory once loaded. */
+export function sha256Buffers(buffers: readonly Uint8Array[], regions: readonly ShaRegion[]): Buffer {
+  const h = createHash('sha256');
+  buffers.forEach((b, i) => {
+    const len = regions[i]!.len;
+    h.update(b.subarray(0, Math.min(b.length, len)));
+    if (len > b.length) h.update(new Uint8Array(len - b.length));
+  });
+  return h.digest();
+}
+
 /** The purgatory segment's bytes: code, region table, digest, entry state. */
 export function buildPurgatory(regions: readonly ShaRegion[], digest: Uint8Array, entryRip: number, bootParams: number): Uint8Array {
   if (regions.length > PURGATORY.maxRegions) throw new RangeError(`Cannot build purgatory: ${regions.length} regions exceed ${PURGATORY.maxRegions}`);

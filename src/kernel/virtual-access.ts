@@ -2,7 +2,8 @@
 // the CPU's CR3, then go through the memory controller. A fault comes back as
 // a value naming the address, as the #PF handler would see it.
 
-import { walk, type WalkResult } from '../platform/cpu/paging.js';
+import { mmuEncryption, walk, type WalkResult } from '../platform/cpu/paging.js';
+import { HOST_KEY_SLOT } from '../platform/machine.js';
 import type { Cpu } from '../platform/cpu/cpu.js';
 import type { MemoryController } from '../platform/memory-controller.js';
 
@@ -21,20 +22,26 @@ function pageChunks(va: bigint, length: number, fn: (v: bigint, off: number, n: 
   return { ok: true };
 }
 
+/** A CPU's translation, with the C-bit honoured when its SYSCFG enables memory encryption. */
+export function translate(mc: MemoryController, cpu: Cpu, va: bigint, write = false): WalkResult {
+  const enc = mmuEncryption(cpu, HOST_KEY_SLOT);
+  return walk(mc, cpu.cr3, va, write ? { ...enc, write } : enc);
+}
+
 export function writeVirt(mc: MemoryController, cpu: Cpu, va: bigint, data: Uint8Array): AccessResult {
   return pageChunks(va, data.length, (v, off, n) => {
-    const w = walk(mc, cpu.cr3, v, { write: true });
+    const w = translate(mc, cpu, v, true);
     if (!w.ok) return { ok: false, va: v, fault: w };
-    mc.write(w.pa, data.subarray(off, off + n), { kind: 'cpu', id: cpu.id });
+    mc.write(w.pa, data.subarray(off, off + n), { kind: 'cpu', id: cpu.id }, { keyId: w.encrypted ? HOST_KEY_SLOT : 0 });
     return { ok: true };
   });
 }
 
 export function readVirt(mc: MemoryController, cpu: Cpu, va: bigint, dst: Uint8Array): AccessResult {
   return pageChunks(va, dst.length, (v, off, n) => {
-    const w = walk(mc, cpu.cr3, v);
+    const w = translate(mc, cpu, v);
     if (!w.ok) return { ok: false, va: v, fault: w };
-    mc.read(w.pa, dst.subarray(off, off + n));
+    mc.read(w.pa, dst.subarray(off, off + n), { keyId: w.encrypted ? HOST_KEY_SLOT : 0 });
     return { ok: true };
   });
 }

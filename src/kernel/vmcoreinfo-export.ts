@@ -5,7 +5,7 @@
 
 import { VmcoreInfo } from '../dump/vmcoreinfo.js';
 import { encodeNotes } from '../dump/elf-note.js';
-import type { MemoryController, Requester } from '../platform/memory-controller.js';
+import type { PhysAccess } from './phys-access.js';
 import type { KernelImage } from './kernel-image.js';
 import { STRUCT_PAGE, PG, PG_HEAD_MASK, PAGE_BUDDY_MAPCOUNT_VALUE, PAGE_OFFLINE_MAPCOUNT_VALUE } from './mem-map.js';
 import { KERNEL_IMAGE_SIZE, PAGE_SIZE } from './layout.js';
@@ -20,6 +20,8 @@ export interface VmcoreinfoFacts {
   image: KernelImage;
   /** The memory encryption mask (0 without SME). */
   smeMask: bigint;
+  /** Whether this kernel exports NUMBER(sme_mask) at all (5.1 on). */
+  emitSmeMask: boolean;
 }
 
 export function buildVmcoreinfo(f: VmcoreinfoFacts): VmcoreInfo {
@@ -53,21 +55,21 @@ export function buildVmcoreinfo(f: VmcoreinfoFacts): VmcoreInfo {
   vi.setNumber('pgtable_l5_enabled', 0);
   vi.set('KERNELOFFSET', '0');
   vi.setNumber('KERNEL_IMAGE_SIZE', KERNEL_IMAGE_SIZE);
-  vi.setNumber('sme_mask', f.smeMask);
+  if (f.emitSmeMask) vi.setNumber('sme_mask', f.smeMask);
   return vi;
 }
 
 /** Writes vmcoreinfo_data and the note built from it into the image. */
-export function writeVmcoreinfoNote(mc: MemoryController, who: Requester, image: KernelImage, vi: VmcoreInfo): void {
+export function writeVmcoreinfoNote(mem: PhysAccess, image: KernelImage, vi: VmcoreInfo): void {
   const text = new TextEncoder().encode(vi.toText());
   if (text.length > VMCOREINFO_BYTES) {
     throw new RangeError(`Cannot publish VMCOREINFO: ${text.length} bytes exceed VMCOREINFO_BYTES (${VMCOREINFO_BYTES})`);
   }
   const data = new Uint8Array(VMCOREINFO_BYTES);
   data.set(text);
-  mc.write(image.pa('vmcoreinfo_data'), data, who);
+  mem.write(image.pa('vmcoreinfo_data'), data);
   const note = encodeNotes([{ name: 'VMCOREINFO', type: 0, desc: text }], { terminator: true });
   const buf = new Uint8Array(VMCOREINFO_NOTE_SIZE);
   buf.set(note);
-  mc.write(image.pa('vmcoreinfo_note'), buf, who);
+  mem.write(image.pa('vmcoreinfo_note'), buf);
 }

@@ -61,7 +61,7 @@ export function runWorkload(k: FirstKernel, cfg: WorkloadConfig): WorkloadResult
       fillPage(page, kind, rng, pa);
       mustSucceed(writeVirt(m.mc, m.bsp, directMapVirt(pa), page), 'workload write');
     }
-    k.memMap.describe(m.mc, k.who, start / 4096, len, use);
+    k.memMap.describe(k.mem, start / 4096, len, use);
     done += len;
     runs++;
     m.clock.advance(50_000 * len);

@@ -44,7 +44,7 @@ export class EntryPoints {
     const now = new Uint8Array(e.length);
     this.#mc.read(pa, now, { keyId: e.keyId });
     if (digest(now) !== e.digest) {
-      this.#fault(cpu, pa, `the bytes of ${e.name} were overwritten`);
+      this.#fault(cpu, pa, `the bytes of ${e.name} were overwritten, or were written through an encryption key and fetch as ciphertext`);
       return;
     }
     this.#trace.record(`cpu${cpu.id}`, 'jump', `CPU ${cpu.id} jumps to ${e.name} at 0x${pa.toString(16)}`, { pa });

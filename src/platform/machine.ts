@@ -13,7 +13,11 @@ import { DirectDma, type DmaPort } from './dma-port.js';
 import { RxNic } from './pci/rx-nic.js';
 import { pcE820, type E820Entry } from './e820.js';
 import { programCpuid, type CpuVendor } from './cpu/cpuid.js';
-import { MSR_IA32_APIC_BASE, APIC_BASE_BSP, APIC_BASE_ENABLE } from './cpu/msr.js';
+import { MSR_IA32_APIC_BASE, APIC_BASE_BSP, APIC_BASE_ENABLE, MSR_AMD64_SYSCFG, SYSCFG_MEM_ENCRYPT } from './cpu/msr.js';
+import { AddressTweakedCipher } from './memory-cipher.js';
+
+/** The memory controller's key slot for the host (SME) key. */
+export const HOST_KEY_SLOT = 1;
 
 export interface NicSpec {
   name: string;
@@ -33,6 +37,12 @@ export interface MachineConfig {
   cpuVendor?: CpuVendor;
   /** 1 GiB page support (CPUID pdpe1gb); on by default. */
   gbPages?: boolean;
+  /**
+   * AMD memory encryption: `supported` parts report SME in CPUID; `enabled`
+   * means the firmware also set SYSCFG[MemEncryptionModEn]. `cbit` is the
+   * page-table bit that selects encryption.
+   */
+  memEncrypt?: { state: 'supported' | 'enabled'; cbit: number };
   /** Caps stored trace entries. */
   traceLimit?: number;
 }
@@ -49,6 +59,8 @@ export class Machine {
   dma: DmaPort;
   readonly nics: RxNic[] = [];
   readonly e820: readonly E820Entry[];
+  /** The C-bit position when the part has memory encryption. */
+  memEncryptMaskBit: number | undefined;
 
   constructor(config: MachineConfig) {
     if (!(config.cpus >= 1 && config.cpus <= 4096)) throw new RangeError(`Cannot build machine: ${config.cpus} CPUs is out of range 1..4096`);
@@ -60,13 +72,25 @@ export class Machine {
     this.mc = new MemoryController(this.dram);
     this.entryPoints = new EntryPoints(this.mc, this.trace);
     this.cpus = [];
+    const me = config.memEncrypt;
     for (let i = 0; i < config.cpus; i++) {
       const cpu = new Cpu(i, i, i === 0);
-      programCpuid(cpu, { vendor: config.cpuVendor ?? 'AuthenticAMD', physBits: 48, gbPages: config.gbPages ?? true });
+      programCpuid(cpu, {
+        vendor: config.cpuVendor ?? 'AuthenticAMD',
+        physBits: 48,
+        gbPages: config.gbPages ?? true,
+        ...(me === undefined ? {} : { memEncrypt: { sme: true, sev: true, sevEs: true, snp: false, cbit: me.cbit, physReduction: 1 } }),
+      });
       cpu.wrmsr(MSR_IA32_APIC_BASE, 0xfee0_0000n | APIC_BASE_ENABLE | (cpu.isBsp ? APIC_BASE_BSP : 0n));
+      if (me?.state === 'enabled') cpu.wrmsr(MSR_AMD64_SYSCFG, SYSCFG_MEM_ENCRYPT);
       this.cpus.push(cpu);
     }
-    this.dma = new DirectDma(this.mc);
+    if (me !== undefined) {
+      // The security processor draws the host key at platform reset; it lives until the next reset, so kexec keeps it.
+      this.mc.setKeySlot(HOST_KEY_SLOT, new AddressTweakedCipher('SME host key', config.seed, 'host'));
+      this.memEncryptMaskBit = me.cbit;
+    }
+    this.dma = new DirectDma(this.mc, config.memEncrypt?.state === 'enabled' ? { bit: config.memEncrypt.cbit, keyId: HOST_KEY_SLOT } : undefined);
     // Devices reach memory through `this.dma` as it is at the time of each transfer.
     const port: DmaPort = {
       write: (dev, addr, data) => this.dma.write(dev, addr, data),

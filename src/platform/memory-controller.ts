@@ -2,17 +2,17 @@
 // the encryption key slots (slot 0 is "no encryption"; later slots hold the
 // SME host key and guest keys) and lets observers see who wrote where.
 
-import { FRAME_SIZE, type PhysicalMemory } from './physical-memory.js';
+import type { PhysicalMemory } from './physical-memory.js';
 
 export type Requester =
   | { readonly kind: 'cpu'; readonly id: number }
   | { readonly kind: 'device'; readonly name: string };
 
-/** A cipher bound to a key slot: transforms a whole frame in place; the tweak is the physical address. */
+/** A cipher bound to a key slot: transforms bytes in place; the tweak is their physical address. */
 export interface KeySlot {
   readonly name: string;
-  encryptFrame(pa: number, frame: Uint8Array): void;
-  decryptFrame(pa: number, frame: Uint8Array): void;
+  encrypt(pa: number, data: Uint8Array): void;
+  decrypt(pa: number, data: Uint8Array): void;
 }
 
 export type WriteObserver = (pa: number, length: number, requester: Requester) => void;
@@ -26,9 +26,9 @@ export class MemoryController {
   readonly dram: PhysicalMemory;
   #slots = new Map<number, KeySlot>();
   #observers: WriteObserver[] = [];
-  readonly #scratch = new Uint8Array(FRAME_SIZE);
   bytesRead = 0;
   bytesWritten = 0;
+  #scratch = new Uint8Array(4096);
 
   constructor(dram: PhysicalMemory) {
     this.dram = dram;
@@ -54,40 +54,36 @@ export class MemoryController {
 
   read(pa: number, dst: Uint8Array, opts?: AccessOptions): void {
     this.bytesRead += dst.length;
+    this.dram.read(pa, dst);
     const keyId = opts?.keyId ?? 0;
-    if (keyId === 0) {
-      this.dram.read(pa, dst);
-      return;
-    }
-    const slot = this.#slot(keyId);
-    this.#eachFrame(pa, dst.length, (framePa, off, n, done) => {
-      this.dram.read(framePa, this.#scratch);
-      slot.decryptFrame(framePa, this.#scratch);
-      dst.set(this.#scratch.subarray(off, off + n), done);
-    });
+    if (keyId !== 0) this.#slot(keyId).decrypt(pa, dst);
   }
 
   write(pa: number, src: Uint8Array, requester: Requester, opts?: AccessOptions): void {
     this.bytesWritten += src.length;
     const keyId = opts?.keyId ?? 0;
-    if (keyId === 0) {
-      this.dram.write(pa, src);
-    } else {
-      const slot = this.#slot(keyId);
-      this.#eachFrame(pa, src.length, (framePa, off, n, done) => {
-        // Read-modify-write of the whole frame: the cipher works on frames.
-        this.dram.read(framePa, this.#scratch);
-        slot.decryptFrame(framePa, this.#scratch);
-        this.#scratch.set(src.subarray(done, done + n), off);
-        slot.encryptFrame(framePa, this.#scratch);
-        this.dram.write(framePa, this.#scratch);
-      });
+    if (keyId === 0) this.dram.write(pa, src);
+    else {
+      // Encrypt a copy (the caller's buffer stays plaintext); one scratch buffer serves every write.
+      if (this.#scratch.length < src.length) this.#scratch = new Uint8Array(Math.max(src.length, 2 * this.#scratch.length));
+      const enc = this.#scratch.subarray(0, src.length);
+      enc.set(src);
+      this.#slot(keyId).encrypt(pa, enc);
+      this.dram.write(pa, enc);
     }
     for (const o of this.#observers) o(pa, src.length, requester);
   }
 
-  /** Zeroes plaintext memory (used by firmware and table clears); observers see it as a write. */
-  zero(pa: number, length: number, requester: Requester): void {
+  /**
+   * Zeroes memory as seen through key slot `keyId`: plaintext zeros (frames
+   * dropped, cheap) for slot 0, the encryption of zeros otherwise.
+   */
+  zero(pa: number, length: number, requester: Requester, opts?: AccessOptions): void {
+    const keyId = opts?.keyId ?? 0;
+    if (keyId !== 0) {
+      this.write(pa, new Uint8Array(length), requester, opts);
+      return;
+    }
     this.dram.zero(pa, length);
     this.bytesWritten += length;
     for (const o of this.#observers) o(pa, length, requester);
@@ -97,17 +93,5 @@ export class MemoryController {
     const s = this.#slots.get(id);
     if (s === undefined) throw new Error(`Memory access used key slot ${id}, which was never programmed`);
     return s;
-  }
-
-  #eachFrame(pa: number, length: number, fn: (framePa: number, off: number, n: number, done: number) => void): void {
-    let done = 0;
-    while (done < length) {
-      const a = pa + done;
-      const framePa = a - (a % FRAME_SIZE);
-      const off = a - framePa;
-      const n = Math.min(FRAME_SIZE - off, length - done);
-      fn(framePa, off, n, done);
-      done += n;
-    }
   }
 }

@@ -37,7 +37,18 @@ export function buildMachine(s: Scenario, seed: number): Machine {
     packetIntervalNs: duration(d.packetInterval, `machine.devices[${i}].packetInterval`),
     packetBytes: d.packetBytes,
   }));
-  return new Machine({ memoryBytes: memory, cpus: s.machine.cpus, seed, nics });
+  const cpu = s.machine.cpu;
+  if (cpu.vendor === 'intel' && cpu.memoryEncryption !== 'none') {
+    throw new InputError('Cannot build machine: machine.cpu.memoryEncryption needs an AMD part (vendor: amd)');
+  }
+  return new Machine({
+    memoryBytes: memory,
+    cpus: s.machine.cpus,
+    seed,
+    nics,
+    cpuVendor: cpu.vendor === 'amd' ? 'AuthenticAMD' : 'GenuineIntel',
+    ...(cpu.memoryEncryption === 'none' ? {} : { memEncrypt: { state: cpu.memoryEncryption, cbit: cpu.cbit } }),
+  });
 }
 
 export function firstKernelConfig(s: Scenario, seed: number): FirstKernelConfig {

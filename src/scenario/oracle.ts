@@ -18,6 +18,10 @@ import type { OracleReport, PageError, PageFate, PageFateRun } from './result.js
 
 const MAX_LISTED_ERRORS = 50;
 
+type ServedFate = 'correct' | 'changed' | 'ciphertext' | 'wrong';
+/** Which fate wins when one frame is served twice. */
+const FATE_RANK: Record<ServedFate, number> = { correct: 0, changed: 1, ciphertext: 2, wrong: 3 };
+
 export class Oracle {
   readonly #machine: Machine;
   readonly #kernel: FirstKernel;
@@ -26,7 +30,7 @@ export class Oracle {
   /** DRAM at the handoff (copy-on-write, so it costs what changes afterwards). */
   #truth: DramSnapshot | undefined;
   /** The fate of each page /proc/vmcore served that was not simply correct. */
-  readonly #served = new Map<number, 'correct' | 'changed' | 'wrong'>();
+  readonly #served = new Map<number, ServedFate>();
   /** Every content a page took on through device writes after the handoff. */
   readonly alternatives = new Map<number, Uint8Array[]>();
   readonly strayWrites = new Map<number, string>();
@@ -73,21 +77,44 @@ export class Oracle {
     this.#truth?.close();
   }
 
-  /** Page `pfn` as the first kernel left it (undefined: zero). */
+  /**
+   * Page `pfn` as the first kernel saw it when it stopped: DRAM then, seen
+   * through the kernel's own mapping (decrypted with the host key under
+   * SME). Undefined: DRAM held nothing there, so neither did the kernel.
+   */
   truthPage(pfn: number): Uint8Array | undefined {
+    const raw = this.#truth?.frame(pfn);
+    const keyId = this.#kernel.keyFor(pfn * 4096);
+    if (raw === undefined || keyId === 0) return raw;
+    const plain = raw.slice();
+    this.#machine.mc.keySlot(keyId)!.decrypt(pfn * 4096, plain);
+    return plain;
+  }
+
+  /** Page `pfn` as it sat in DRAM at the handoff (ciphertext under SME). */
+  rawTruthPage(pfn: number): Uint8Array | undefined {
     return this.#truth?.frame(pfn);
   }
 
   /** The tap for /proc/vmcore: classifies each page as it is served. */
-  readonly onPageServed = (pfn: number, page: Uint8Array): void => {
+  readonly onPageServed = (pfn: number, page: Uint8Array, keyId: number): void => {
+    const raw = this.rawTruthPage(pfn);
+    // Frames DRAM never held carry no data the kernel cared about, whatever a read of them returns.
+    if (raw === undefined && !this.alternatives.has(pfn) && !this.strayWrites.has(pfn)) return;
+    // Same DRAM bytes read through the same key as the kernel's: the same plaintext, no cipher needed.
+    if (keyId === this.#kernel.keyFor(pfn * 4096) && !this.alternatives.has(pfn) && samePage(this.#machine.dram.peekFrame(pfn), raw)) {
+      if (!this.#served.has(pfn)) this.#served.set(pfn, 'correct');
+      return;
+    }
     const want = this.truthPage(pfn);
-    let fate: 'correct' | 'changed' | 'wrong';
+    let fate: ServedFate;
     if (samePage(page, want)) fate = 'correct';
     else if (!this.strayWrites.has(pfn) && this.alternatives.get(pfn)?.some((a) => samePage(page, a))) fate = 'changed';
+    else if (raw !== undefined && want !== raw && samePage(page, raw)) fate = 'ciphertext';
     else fate = 'wrong';
     const before = this.#served.get(pfn);
     // A frame served twice (kernel text aliases RAM) keeps its worst fate.
-    if (before === 'wrong' || (before === 'changed' && fate === 'correct')) return;
+    if (before !== undefined && FATE_RANK[before] >= FATE_RANK[fate]) return;
     this.#served.set(pfn, fate);
   };
 
@@ -101,7 +128,7 @@ export class Oracle {
     for (let pfn = first; pfn <= last; pfn++) {
       const allowed = this.#kernel.dmaMappings.some((d) => d.device === who.name && pfn * 4096 < d.pa + d.length && d.pa < (pfn + 1) * 4096);
       if (!allowed) this.strayWrites.set(pfn, who.name);
-      m.mc.read(pfn * 4096, page);
+      m.mc.read(pfn * 4096, page, { keyId: this.#kernel.keyFor(pfn * 4096) });
       const list = this.alternatives.get(pfn) ?? [];
       if (!list.some((x) => samePage(x, page))) list.push(page.slice());
       this.alternatives.set(pfn, list);
@@ -117,6 +144,7 @@ export class Oracle {
     const special = new Map<number, PageFate>();
     let wrong = 0;
     let changed = 0;
+    let ciphertext = 0;
     if (record !== undefined) {
       // Pages never served read as zero (DRAM never held them): they are wrong only if the truth had data.
       const candidates = new Set<number>([...(this.#truth?.frames ?? []), ...this.#served.keys()]);
@@ -134,6 +162,12 @@ export class Oracle {
           special.set(pfn, 'changed-by-dma');
           continue;
         }
+        if (fate === 'ciphertext') {
+          ciphertext++;
+          special.set(pfn, 'ciphertext');
+          if (errors.length < MAX_LISTED_ERRORS) errors.push({ pfn, pa: `0x${(pfn * 4096).toString(16)}`, cause: 'captured as ciphertext: read without the key the first kernel wrote it with' });
+          continue;
+        }
         wrong++;
         special.set(pfn, 'wrong');
         if (errors.length < MAX_LISTED_ERRORS) errors.push({ pfn, pa: `0x${(pfn * 4096).toString(16)}`, cause: this.#cause(pfn, this.#served.has(pfn)) });
@@ -149,9 +183,9 @@ export class Oracle {
     return {
       pagesExpected: expected,
       pagesCaptured: captured,
-      pagesCorrect: captured - wrong,
+      pagesCorrect: captured - wrong - ciphertext,
       pagesMissing: missing,
-      pagesCiphertext: 0,
+      pagesCiphertext: ciphertext,
       pagesChangedAfterPanic: changed,
       pagesWrong: wrong,
       errors,
@@ -180,7 +214,7 @@ export class Oracle {
   manifest(scenario: string, seed: number): TruthManifest {
     const pages: Record<string, string> = {};
     for (const pfn of this.#truth?.frames ?? []) {
-      const page = this.#truth!.frame(pfn)!;
+      const page = this.truthPage(pfn)!;
       if (!inRanges(this.ranges, pfn) || isZeroPage(page)) continue;
       pages[String(pfn)] = pageDigest(page);
     }

@@ -91,6 +91,12 @@ export const scenarioSchema = z.strictObject({
     preset: z.enum(MACHINE_PRESET_NAMES).optional().describe('A machine preset whose fields fill in what this file leaves out'),
     memory: size.optional().describe('DRAM size (required unless the preset sets it)'),
     cpus: z.number().int().min(1).max(1024).default(4),
+    cpu: z.strictObject({
+      vendor: z.enum(['amd', 'intel']).default('amd'),
+      memoryEncryption: z.enum(['none', 'supported', 'enabled']).default('none')
+        .describe('AMD SME/SEV: none; supported (CPUID reports it, firmware left SYSCFG[MemEncryptionModEn] clear); enabled (firmware set it)'),
+      cbit: z.number().int().min(32).max(51).default(47).describe('The page-table bit that selects encryption (CPUID Fn8000_001F EBX[5:0])'),
+    }).prefault({}),
     devices: z.array(nic).default([]),
   }).superRefine((m, ctx) => {
     if (m.memory === undefined) ctx.addIssue({ code: 'custom', path: ['memory'], message: 'machine.memory is required (or a machine.preset that sets it)' });

@@ -1,5 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
+import { physAccess } from '../../src/kernel/phys-access.js';
 import { PageTableBuilder } from '../../src/kernel/page-table-builder.js';
 import { walk, PF_PRESENT, PF_WRITE, type WalkResult } from '../../src/platform/cpu/paging.js';
 import { MemoryController } from '../../src/platform/memory-controller.js';
@@ -19,12 +20,12 @@ function setup(gbPages = true): { mc: MemoryController; ptb: PageTableBuilder; a
   let n = 0;
   const root = next;
   next += KiB4;
-  const ptb = new PageTableBuilder(mc, root, () => {
+  const ptb = new PageTableBuilder(physAccess(mc, who, () => 0), root, () => {
     n++;
     const p = next;
     next += KiB4;
     return p;
-  }, who, gbPages);
+  }, gbPages);
   return { mc, ptb, allocs: () => n };
 }
 

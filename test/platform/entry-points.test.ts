@@ -14,7 +14,7 @@ function xorSlot(key: number): KeySlot {
   const apply = (pa: number, f: Uint8Array): void => {
     for (let i = 0; i < f.length; i++) f[i]! ^= (key + (pa >>> 12) + i) & 0xff;
   };
-  return { name: `xor${key}`, encryptFrame: apply, decryptFrame: apply };
+  return { name: `xor${key}`, encrypt: apply, decrypt: apply };
 }
 
 describe('EntryPoints', () => {

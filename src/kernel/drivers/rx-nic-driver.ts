@@ -7,8 +7,7 @@ import type { RxNic } from '../../platform/pci/rx-nic.js';
 import { NIC_CTRL, NIC_RDBAH, NIC_RDBAL, NIC_RDH, NIC_RDLEN, NIC_RDT, CTRL_RXEN, RX_DESC_SIZE, RXD_STAT_DD } from '../../platform/pci/rx-nic.js';
 import type { FirstKernel } from '../first-kernel.js';
 import { alignUp, directMapVirt } from '../layout.js';
-import { mustSucceed, writeVirt } from '../virtual-access.js';
-import { walk } from '../../platform/cpu/paging.js';
+import { mustSucceed, translate, writeVirt } from '../virtual-access.js';
 
 export class RxNicDriver {
   readonly k: FirstKernel;
@@ -46,22 +45,24 @@ export class RxNicDriver {
     }
     this.ringPa = ring;
     this.buffersPa = bufs;
-    m.mc.zero(ring, ringBytes, k.who);
-    m.mc.zero(bufs, bufsBytes, k.who);
-    k.memMap.describe(m.mc, k.who, ring / 4096, ringBytes / 4096, 'slab');
-    k.memMap.describe(m.mc, k.who, bufs / 4096, bufsBytes / 4096, 'slab');
+    k.mem.zero(ring, ringBytes);
+    k.mem.zero(bufs, bufsBytes);
+    k.memMap.describe(k.mem, ring / 4096, ringBytes / 4096, 'slab');
+    k.memMap.describe(k.mem, bufs / 4096, bufsBytes / 4096, 'slab');
     k.dmaMappings.push({ device: this.nic.bdf, pa: ring, length: ringBytes, purpose: 'RX descriptor ring' });
     k.dmaMappings.push({ device: this.nic.bdf, pa: bufs, length: bufsBytes, purpose: 'RX packet buffers' });
+    // DMA addresses: a 64-bit device reaches encrypted memory when its bus address carries the C-bit (sme_me_mask).
+    const dmaMask = Number(k.sme.mask);
     const desc = new Uint8Array(n * RX_DESC_SIZE);
     const dv = new DataView(desc.buffer);
     for (let i = 0; i < n; i++) {
-      const a = bufs + i * bufBytes;
+      const a = bufs + i * bufBytes + dmaMask;
       dv.setUint32(i * RX_DESC_SIZE, a % 2 ** 32, true);
       dv.setUint32(i * RX_DESC_SIZE + 4, Math.floor(a / 2 ** 32), true);
     }
     mustSucceed(writeVirt(m.mc, m.bsp, directMapVirt(ring), desc), 'RX ring setup');
-    this.#reg(NIC_RDBAL, ring % 2 ** 32);
-    this.#reg(NIC_RDBAH, Math.floor(ring / 2 ** 32));
+    this.#reg(NIC_RDBAL, (ring + dmaMask) % 2 ** 32);
+    this.#reg(NIC_RDBAH, Math.floor((ring + dmaMask) / 2 ** 32));
     this.#reg(NIC_RDLEN, n * RX_DESC_SIZE);
     this.#reg(NIC_RDH, 0);
     this.#reg(NIC_RDT, n - 1);
@@ -91,16 +92,15 @@ export class RxNicDriver {
     const n = this.entries;
     const d = new Uint8Array(RX_DESC_SIZE);
     // The ring is one linear allocation in the direct map: translate its start once per poll.
-    const w = walk(m.mc, m.bsp.cr3, directMapVirt(this.ringPa));
+    const w = translate(m.mc, m.bsp, directMapVirt(this.ringPa));
     if (!w.ok) throw new Error(`BUG: RX ring not mapped: ${w.detail}`);
-    const who = this.k.who;
     let cleaned = 0;
     for (;;) {
       const pa = w.pa + this.nextToClean * RX_DESC_SIZE;
-      m.mc.read(pa, d);
+      this.k.mem.read(pa, d);
       if ((d[12]! & RXD_STAT_DD) === 0) break;
       d.fill(0, 8);
-      m.mc.write(pa, d, who);
+      this.k.mem.write(pa, d);
       this.nextToClean = (this.nextToClean + 1) % n;
       cleaned++;
       if (cleaned >= n) break;

@@ -40,6 +40,19 @@ export interface WalkOptions {
    * and reported as `encrypted`.
    */
   encMaskHi?: number;
+  /**
+   * The key slot the MMU uses for a table whose pointer (CR3 or the entry
+   * above) carries the C-bit; each level decides for itself, as on hardware.
+   */
+  encKeyId?: number;
+}
+
+/** The MMU's memory-encryption view of a CPU: its C-bit and key, when SYSCFG enables them. */
+export function mmuEncryption(cpu: { rdmsr(msr: number): bigint; cpuid(leaf: number): readonly number[] }, keyId: number): WalkOptions {
+  if ((cpu.rdmsr(0xc001_0010) & (1n << 23n)) === 0n) return {};
+  const cbit = (cpu.cpuid(0x8000_001f)[1] ?? 0) & 0x3f;
+  if (cbit < 32) return {};
+  return { encMaskHi: (1 << (cbit - 32)) >>> 0, encKeyId: keyId };
 }
 
 const LEVEL_NAMES = ['', 'PTE', 'PMD', 'PUD', 'PGD'];
@@ -68,9 +81,12 @@ export function walk(mc: MemoryController, cr3: number, vaddr: bigint, opts: Wal
   const sv = splitVirt(vaddr);
   if (!sv.ok) return { ok: false, fault: 'non-canonical', level: 4, errorCode: 0, detail: `non-canonical address 0x${vaddr.toString(16)}` };
   const encMaskHi = opts.encMaskHi ?? 0;
+  const encKeyId = opts.encKeyId ?? tableKeyId;
   const buf = ENTRY;
   const dv = ENTRY_VIEW;
-  let table = cr3 - (cr3 % 4096);
+  const cr3Hi = Math.floor(cr3 / 2 ** 32);
+  let tableEnc = encMaskHi !== 0 ? (cr3Hi & encMaskHi) !== 0 : tableKeyId !== 0;
+  let table = (cr3Hi & ~encMaskHi & 0x000f_ffff) * 2 ** 32 + ((cr3 % 2 ** 32) - (cr3 % 4096));
   let writable = true;
   let nx = false;
   for (let level = 4; level >= 1; level--) {
@@ -79,7 +95,7 @@ export function walk(mc: MemoryController, cr3: number, vaddr: bigint, opts: Wal
       // Nothing answers there: the read returns all ones, whose reserved bits fault.
       return { ok: false, fault: 'reserved-bit', level, errorCode: PF_PRESENT | PF_RSVD | (opts.write ? PF_WRITE : 0), detail: `${LEVEL_NAMES[level]} table at 0x${table.toString(16)} is outside DRAM` };
     }
-    mc.read(table + idx * 8, buf, { keyId: tableKeyId });
+    mc.read(table + idx * 8, buf, { keyId: tableEnc ? encKeyId : 0 });
     const lo = dv.getUint32(0, true);
     const hi = dv.getUint32(4, true);
     if ((lo & PTE_P) === 0) {
@@ -105,6 +121,7 @@ export function walk(mc: MemoryController, cr3: number, vaddr: bigint, opts: Wal
       return { ok: true, pa: frameBase + offset, pageSize, writable, nx, encrypted, level };
     }
     table = addrHi * 2 ** 32 + ((lo & 0xffff_f000) >>> 0);
+    if (encMaskHi !== 0) tableEnc = encrypted;
   }
   throw new Error('unreachable: page walk ended without a leaf');
 }
