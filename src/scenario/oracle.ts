@@ -34,6 +34,10 @@ export class Oracle {
   /** Every content a page took on through device writes after the handoff. */
   readonly alternatives = new Map<number, Uint8Array[]>();
   readonly strayWrites = new Map<number, string>();
+  /** The same states as they sat in DRAM (ciphertext when the kernel's view of the page is encrypted). */
+  readonly #alternativesRaw = new Map<number, Uint8Array[]>();
+  /** The key slot each page was served through. */
+  readonly #servedKey = new Map<number, number>();
   snapshotNs: number | null = null;
   dmaWritesAfterPanic = 0;
   #unwatch: (() => void) | undefined;
@@ -111,7 +115,9 @@ export class Oracle {
     if (samePage(page, want)) fate = 'correct';
     else if (!this.strayWrites.has(pfn) && this.alternatives.get(pfn)?.some((a) => samePage(page, a))) fate = 'changed';
     else if (raw !== undefined && want !== raw && samePage(page, raw)) fate = 'ciphertext';
+    else if (this.#alternativesRaw.get(pfn)?.some((a) => samePage(page, a))) fate = 'ciphertext';
     else fate = 'wrong';
+    this.#servedKey.set(pfn, keyId);
     const before = this.#served.get(pfn);
     // A frame served twice (kernel text aliases RAM) keeps its worst fate.
     if (before !== undefined && FATE_RANK[before] >= FATE_RANK[fate]) return;
@@ -128,10 +134,17 @@ export class Oracle {
     for (let pfn = first; pfn <= last; pfn++) {
       const allowed = this.#kernel.dmaMappings.some((d) => d.device === who.name && pfn * 4096 < d.pa + d.length && d.pa < (pfn + 1) * 4096);
       if (!allowed) this.strayWrites.set(pfn, who.name);
-      m.mc.read(pfn * 4096, page, { keyId: this.#kernel.keyFor(pfn * 4096) });
+      const keyId = this.#kernel.keyFor(pfn * 4096);
+      m.mc.read(pfn * 4096, page, { keyId });
       const list = this.alternatives.get(pfn) ?? [];
       if (!list.some((x) => samePage(x, page))) list.push(page.slice());
       this.alternatives.set(pfn, list);
+      if (keyId !== 0) {
+        m.mc.read(pfn * 4096, page);
+        const raw = this.#alternativesRaw.get(pfn) ?? [];
+        raw.push(page.slice());
+        this.#alternativesRaw.set(pfn, raw);
+      }
     }
   }
 
@@ -207,6 +220,9 @@ export class Oracle {
   #cause(pfn: number, served: boolean): string {
     const stray = this.strayWrites.get(pfn);
     if (stray !== undefined) return `overwritten after the panic by DMA from ${stray} outside its buffers`;
+    const used = this.#servedKey.get(pfn);
+    const own = this.#kernel.keyFor(pfn * 4096);
+    if (used !== undefined && used !== own && own === 0) return 'decrypted with the host key, but the first kernel had written it in the clear';
     if (this.alternatives.has(pfn)) return 'changed by DMA after the panic, but the captured bytes match no state the DMA produced';
     return !served ? 'captured as zeros, but the page held data' : 'captured bytes differ from the page at the panic';
   }
