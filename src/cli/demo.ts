@@ -15,7 +15,7 @@ const PICK = /Reserving|crashkernel reserved|Kernel panic|Command line: elfcoreh
 
 export function runDemo(write: (s: string) => void, color: boolean): number {
   const b = (s: string): string => (color ? `\u001b[1m${s}\u001b[0m` : s);
-  const scenarioFile = builtinScenario('plain-host.yaml');
+  const scenarioFile = builtinScenario('demo-host.yaml');
   const s = loadScenarioFile(scenarioFile);
   const dir = mkdtempSync(join(tmpdir(), 'kdumpsim-demo-'));
   try {
@@ -39,9 +39,19 @@ export function runDemo(write: (s: string) => void, color: boolean): number {
     story(bad, write);
     write(`   verdict: ${verdictLabel(bad, color)}: purgatory refuses to jump into a kernel whose bytes changed\n`);
 
-    write('\nNext: kdumpsim run scenarios/plain-host.yaml --vmcore vmcore --truth truth.json, then\n' +
-      '      kdumpsim vmcore info vmcore and kdumpsim vmcore verify vmcore --truth truth.json\n');
-    return r.verdict === 'dump-complete' && v.ok && bad.verdict === 'crash-kernel-hang' ? 0 : 1;
+    write('\n' + b('3. An AMD host with SME: the first kernel\'s memory is ciphertext in DRAM') + '\n');
+    const smeFile = loadScenarioFile(builtinScenario('sme-kdump-on-on.yaml'));
+    const smeOn = { ...smeFile, machine: { ...smeFile.machine, memory: s.machine.memory }, workload: s.workload };
+    const on = runScenario(smeOn);
+    write(`   mem_encrypt=on in both kernels: ${verdictLabel(on, color)}: ${on.oracle.pagesCorrect} of ${on.oracle.pagesExpected} pages correct\n`);
+    for (const c of on.chain) if (/mapped encrypted/.test(c)) write(`   ${c}\n`);
+    const off = runScenario({ ...smeOn, crashKernel: { ...smeOn.crashKernel, cmdline: smeOn.crashKernel.cmdline.replace('mem_encrypt=on', 'mem_encrypt=off') } });
+    write(`   mem_encrypt=off in the capture kernel: ${verdictLabel(off, color)}: ${off.oracle.pagesCiphertext} pages captured as ciphertext\n`);
+    for (const c of off.chain) if (/mapped unencrypted/.test(c)) write(`   ${c}\n`);
+
+    write('\nNext: kdumpsim run scenarios/plain-host.yaml --vmcore vmcore --truth truth.json --html report.html,\n' +
+      '      kdumpsim vmcore verify vmcore --truth truth.json, and kdumpsim matrix scenarios/matrix-sme-kdump.yaml\n');
+    return r.verdict === 'dump-complete' && v.ok && bad.verdict === 'crash-kernel-hang' && on.verdict === 'dump-complete' && off.verdict === 'dump-partial' ? 0 : 1;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -80,5 +80,5 @@ export class AddressTweakedCipher implements KeySlot {
 
 const CHUNK_FRAMES = 16;
 const ZERO_CHUNK = Buffer.alloc(CHUNK_FRAMES * 4096);
-/** Chunks of keystream kept (64 MiB), oldest dropped first. */
-const KEYSTREAM_CACHE_CHUNKS = 1024;
+/** Chunks of keystream kept (256 MiB: a whole run's working set), oldest dropped first. */
+const KEYSTREAM_CACHE_CHUNKS = 4096;

@@ -115,6 +115,20 @@ describe('kdumpsim run', () => {
   });
 });
 
+describe('kdumpsim demo', () => {
+  it('tells the three stories and exits 0', () => {
+    const r = cli(['demo']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('1. A crash with kdump armed');
+    expect(r.stdout).toMatch(/verdict: dump-complete: (\d+) of \1 pages correct/);
+    expect(r.stdout).toMatch(/OK: (\d+) of \1 pages match the truth manifest/);
+    expect(r.stdout).toContain('verdict: crash-kernel-hang');
+    expect(r.stdout).toContain('mem_encrypt=on in both kernels: dump-complete');
+    expect(r.stdout).toMatch(/mem_encrypt=off in the capture kernel: dump-partial: \d+ pages captured as ciphertext/);
+  });
+});
+
 describe('kdumpsim vmcore info/read on good and bad files', () => {
   it('info and read work on our vmcore', () => {
     const core = join(dir, 'i.vmcore');
