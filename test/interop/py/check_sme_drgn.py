@@ -78,7 +78,6 @@ def main():
     m = T.load_manifest(a.truth)
     prog = drgn.Program()
     prog.set_core_dump(a.vmcore)
-    info = T.parse_vmcoreinfo(prog["VMCOREINFO"].string_().decode("latin-1")) if False else None
     out = {"flags": str(prog.flags), "isLinuxKernel": bool(prog.flags & drgn.ProgramFlags.IS_LINUX_KERNEL)}
 
     def read_phys(pfn):
@@ -86,13 +85,8 @@ def main():
 
     out["phys"] = T.compare_pages(m, T.range_pfns(m, a.zero_stride), read_phys, (drgn.FaultError,))
 
-    # VMCOREINFO as drgn would see it is not exposed without debug info; read the note ourselves.
-    note = next(p for p in S.phdrs(a.vmcore) if p["type"] == S.PT_NOTE)
-    with open(a.vmcore, "rb") as f:
-        f.seek(note["offset"])
-        notes = f.read(note["filesz"])
-    at = notes.find(b"OSRELEASE=")
-    info = T.parse_vmcoreinfo(notes[at:].split(b"\0", 1)[0].decode("latin-1"))
+    # drgn 0.0.22 does not expose the VMCOREINFO it parsed; read the note ourselves.
+    info = T.parse_vmcoreinfo(S.vmcoreinfo_text(a.vmcore))
     sme_mask = int(info.get("NUMBER(sme_mask)", "0"))
     out["smeMask"] = str(sme_mask)
 

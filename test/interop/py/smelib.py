@@ -89,6 +89,25 @@ def novaddr_copy(src, dst):
     return {"cleared": cleared, "kept": kept}
 
 
+def vmcoreinfo_text(path):
+    """The desc of the first note named VMCOREINFO in the PT_NOTE segments."""
+    for p in phdrs(path):
+        if p["type"] != PT_NOTE:
+            continue
+        with open(path, "rb") as f:
+            f.seek(p["offset"])
+            data = f.read(p["filesz"])
+        at = 0
+        while at + 12 <= len(data):
+            namesz, descsz, _ = struct.unpack_from("<III", data, at)
+            name = data[at + 12:at + 12 + namesz].rstrip(b"\0")
+            desc = at + 12 + ((namesz + 3) & ~3)
+            if name == b"VMCOREINFO":
+                return data[desc:desc + descsz].decode("latin-1")
+            at = desc + ((descsz + 3) & ~3)
+    raise SystemExit(f"{path}: no VMCOREINFO note")
+
+
 def zero_vmcoreinfo_number(path, key):
     """Overwrites the digits of `NUMBER(key)=...` in the PT_NOTE with zeros of the same length.
 
