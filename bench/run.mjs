@@ -83,3 +83,4 @@ try {
 // 3. Matrix throughput (scenarios per minute at --jobs 1 and 2), in its own process.
 const matrix = spawnSync(process.execPath, [join(root, 'bench', 'matrix.mjs')], { stdio: 'inherit' });
 if (matrix.status !== 0) process.exitCode = 1;
+if (spawnSync(process.execPath, [join(root, 'bench', 'sme.mjs')], { stdio: 'inherit' }).status !== 0) process.exitCode = 1;

@@ -34,11 +34,11 @@ interface SmeDump {
 
 /** The interop scenario (tools.ts) on an SME host, with mem_encrypt=on in both kernels. */
 function makeSmeDump(prefix: string): SmeDump {
-  const doc = parse(INTEROP_SCENARIO) as Record<string, Record<string, unknown>>;
-  doc['machine']!['cpu'] = { memoryEncryption: 'enabled', cbit: 47 };
-  doc['firstKernel']!['cmdline'] = `${String(doc['firstKernel']!['cmdline']).replace('crashkernel=', 'mem_encrypt=on crashkernel=')}`;
-  doc['crashKernel']!['cmdline'] = CAPTURE_CMDLINE;
-  doc['name'] = 'interop-sme';
+  const doc = parse(INTEROP_SCENARIO) as { name: string; machine: Record<string, unknown>; firstKernel: { cmdline: string }; crashKernel: Record<string, unknown> };
+  doc.name = 'interop-sme';
+  doc.machine['cpu'] = { memoryEncryption: 'enabled', cbit: 47 };
+  doc.firstKernel.cmdline = doc.firstKernel.cmdline.replace('crashkernel=', 'mem_encrypt=on crashkernel=');
+  doc.crashKernel['cmdline'] = CAPTURE_CMDLINE;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `kdumpsim-interop-${prefix}-`));
   const vmcore = path.join(dir, 'vmcore');
   const truthPath = path.join(dir, 'truth.json');
