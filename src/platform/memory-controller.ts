@@ -63,7 +63,13 @@ export class MemoryController {
     this.bytesWritten += src.length;
     const keyId = opts?.keyId ?? 0;
     if (keyId === 0) this.dram.write(pa, src);
-    else {
+    else if ((pa % 4096) + src.length <= 4096) {
+      // Within one frame: encrypt in place in DRAM, no intermediate copy.
+      const off = pa % 4096;
+      const frame = this.dram.frameForWrite((pa - off) / 4096).subarray(off, off + src.length);
+      frame.set(src);
+      this.#slot(keyId).encrypt(pa, frame);
+    } else {
       // Encrypt a copy (the caller's buffer stays plaintext); one scratch buffer serves every write.
       if (this.#scratch.length < src.length) this.#scratch = new Uint8Array(Math.max(src.length, 2 * this.#scratch.length));
       const enc = this.#scratch.subarray(0, src.length);
