@@ -10,44 +10,14 @@
 // kept), as drgn.test.ts does.
 
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseScenario } from '../../src/scenario/load.js';
-import { runScenario } from '../../src/scenario/run.js';
-import type { RunResult } from '../../src/scenario/result.js';
-import { readTruthManifest, type TruthManifest } from '../../src/dump/truth-manifest.js';
-import { INTEROP_SCENARIO, PAGE_OFFSET, manifestCounts, probePythonModules, requireTool, runPythonJson, type PageCounts } from './tools.js';
+import { PAGE_OFFSET, manifestCounts, probePythonModules, requireTool, runPythonJson, type PageCounts } from './tools.js';
+import { makeSmeDump, type SmeDump } from './sme-dump.js';
 
 const SME_MASK = 1n << 47n;
 const KV_SAMPLE = 512;
-const CAPTURE_CMDLINE = 'root=/dev/vda1 console=ttyS0 mem_encrypt=on irqpoll nr_cpus=1 reset_devices';
 
-interface SmeDump {
-  dir: string;
-  vmcore: string;
-  truthPath: string;
-  truth: TruthManifest;
-  result: RunResult;
-}
-
-/** The interop scenario (tools.ts) on an SME host, with mem_encrypt=on in both kernels. */
-function makeSmeDump(prefix: string): SmeDump {
-  const doc = parse(INTEROP_SCENARIO) as { name: string; machine: Record<string, unknown>; firstKernel: { cmdline: string }; crashKernel: Record<string, unknown> };
-  doc.name = 'interop-sme';
-  doc.machine['cpu'] = { memoryEncryption: 'enabled', cbit: 47 };
-  doc.firstKernel.cmdline = doc.firstKernel.cmdline.replace('crashkernel=', 'mem_encrypt=on crashkernel=');
-  doc.crashKernel['cmdline'] = CAPTURE_CMDLINE;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `kdumpsim-interop-${prefix}-`));
-  const vmcore = path.join(dir, 'vmcore');
-  const truthPath = path.join(dir, 'truth.json');
-  const result = runScenario(parseScenario(stringify(doc), 'interop-sme.yaml'), { vmcorePath: vmcore, truthPath });
-  if (result.verdict !== 'dump-complete' || !fs.existsSync(vmcore)) {
-    throw new Error(`SME interop scenario did not produce a complete dump: ${result.verdict}\n${result.chain.join('\n')}`);
-  }
-  return { dir, vmcore, truthPath, truth: readTruthManifest(truthPath), result };
-}
 
 /** The VMCOREINFO note's text, read straight from the file's PT_NOTE (independently of the simulator's reader). */
 function vmcoreinfoText(file: string): string {

@@ -31,28 +31,6 @@ def virt_compare(prog, m, pfns):
     return T.compare_pages(m, pfns, read, (drgn.FaultError,))
 
 
-def sparse_copy(src, dst):
-    """Copies only the data extents (the vmcore is mostly holes)."""
-    with open(src, "rb") as fi, open(dst, "wb") as fo:
-        size = os.fstat(fi.fileno()).st_size
-        pos = 0
-        while pos < size:
-            try:
-                data = os.lseek(fi.fileno(), pos, os.SEEK_DATA)
-            except OSError:
-                break
-            hole = os.lseek(fi.fileno(), data, os.SEEK_HOLE)
-            fi.seek(data)
-            fo.seek(data)
-            left = hole - data
-            while left > 0:
-                chunk = fi.read(min(left, 1 << 20))
-                fo.write(chunk)
-                left -= len(chunk)
-            pos = hole
-        fo.truncate(size)
-
-
 def clear_direct_map_vaddrs(path):
     """Sets p_vaddr to 0 in every PT_LOAD that maps the direct map; returns how many."""
     n = 0
@@ -131,7 +109,7 @@ def main():
         out["beyondRam"] = {"va": hex(va), **fault(e)}
 
     if a.no_vaddr_copy:
-        sparse_copy(a.vmcore, a.no_vaddr_copy)
+        T.sparse_copy(a.vmcore, a.no_vaddr_copy)
         cleared = clear_direct_map_vaddrs(a.no_vaddr_copy)
         p2 = drgn.Program()
         p2.set_core_dump(a.no_vaddr_copy)

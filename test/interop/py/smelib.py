@@ -42,35 +42,13 @@ def phys_ranges(path):
     return [(p["paddr"], p["paddr"] + p["memsz"]) for p in phdrs(path) if p["type"] == PT_LOAD]
 
 
-def sparse_copy(src, dst):
-    """Copies only the data extents (the vmcore is mostly holes)."""
-    with open(src, "rb") as fi, open(dst, "wb") as fo:
-        size = os.fstat(fi.fileno()).st_size
-        pos = 0
-        while pos < size:
-            try:
-                data = os.lseek(fi.fileno(), pos, os.SEEK_DATA)
-            except OSError:
-                break
-            hole = os.lseek(fi.fileno(), data, os.SEEK_HOLE)
-            fi.seek(data)
-            fo.seek(data)
-            left = hole - data
-            while left > 0:
-                chunk = fi.read(min(left, 1 << 20))
-                fo.write(chunk)
-                left -= len(chunk)
-            pos = hole
-        fo.truncate(size)
-
-
 def novaddr_copy(src, dst):
     """A sparse copy of src in which every direct-map PT_LOAD has p_vaddr 0.
 
     The kernel-text PT_LOAD (p_vaddr >= __START_KERNEL_map) is kept. Returns
     {"cleared": n, "kept": [p_vaddr of the PT_LOADs left alone, hex]}.
     """
-    sparse_copy(src, dst)
+    T.sparse_copy(src, dst)
     cleared = 0
     kept = []
     with open(dst, "r+b") as f:

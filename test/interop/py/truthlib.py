@@ -7,6 +7,7 @@ and drgn modules. Standard library only.
 
 import hashlib
 import json
+import os
 import struct
 
 ZERO_PAGE_HASH = "0"
@@ -159,3 +160,25 @@ def walk_x86_64(read_u64, root_pa, va):
 
 def le_u64(b):
     return struct.unpack("<Q", bytes(b))[0]
+
+
+def sparse_copy(src, dst):
+    """Copies only the data extents (the vmcore is mostly holes)."""
+    with open(src, "rb") as fi, open(dst, "wb") as fo:
+        size = os.fstat(fi.fileno()).st_size
+        pos = 0
+        while pos < size:
+            try:
+                data = os.lseek(fi.fileno(), pos, os.SEEK_DATA)
+            except OSError:
+                break
+            hole = os.lseek(fi.fileno(), data, os.SEEK_HOLE)
+            fi.seek(data)
+            fo.seek(data)
+            left = hole - data
+            while left > 0:
+                chunk = fi.read(min(left, 1 << 20))
+                fo.write(chunk)
+                left -= len(chunk)
+            pos = hole
+        fo.truncate(size)
