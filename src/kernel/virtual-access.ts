@@ -2,12 +2,14 @@
 // the CPU's CR3, then go through the memory controller. A fault comes back as
 // a value naming the address, as the #PF handler would see it.
 
-import { mmuEncryption, walk, type WalkResult } from '../platform/cpu/paging.js';
+import { mmuEncryption, walk, PF_PRESENT, PF_RMP, PF_WRITE, type WalkResult } from '../platform/cpu/paging.js';
 import { HOST_KEY_SLOT } from '../platform/machine.js';
 import type { Cpu } from '../platform/cpu/cpu.js';
 import type { MemoryController } from '../platform/memory-controller.js';
 
-export type AccessResult = { ok: true } | { ok: false; va: bigint; fault: Extract<WalkResult, { ok: false }> };
+/** A fault the CPU reports for an access: a page-walk fault, or an RMP check failure (#PF with PF_RMP). */
+export type AccessFault = Extract<WalkResult, { ok: false }> | { ok: false; fault: 'rmp-violation'; level: number; errorCode: number; detail: string };
+export type AccessResult = { ok: true } | { ok: false; va: bigint; fault: AccessFault };
 
 function pageChunks(va: bigint, length: number, fn: (v: bigint, off: number, n: number) => AccessResult): AccessResult {
   let done = 0;
@@ -32,7 +34,12 @@ export function writeVirt(mc: MemoryController, cpu: Cpu, va: bigint, data: Uint
   return pageChunks(va, data.length, (v, off, n) => {
     const w = translate(mc, cpu, v, true);
     if (!w.ok) return { ok: false, va: v, fault: w };
-    mc.write(w.pa, data.subarray(off, off + n), { kind: 'cpu', id: cpu.id }, { keyId: w.encrypted ? HOST_KEY_SLOT : 0 });
+    const r = mc.write(w.pa, data.subarray(off, off + n), { kind: 'cpu', id: cpu.id }, { keyId: w.encrypted ? HOST_KEY_SLOT : 0 });
+    if (!r.ok) {
+      // The RMP check refused the store: #PF with the RMP bit, on a present page, for a write.
+      const pfn = Math.floor(r.pa / 4096);
+      return { ok: false, va: v, fault: { ok: false, fault: 'rmp-violation', level: w.level, errorCode: (PF_RMP | PF_WRITE | PF_PRESENT) >>> 0, detail: `RMP violation at PFN 0x${pfn.toString(16)}: ${r.detail}` } };
+    }
     return { ok: true };
   });
 }

@@ -36,7 +36,8 @@ export class DirectDma implements DmaPort {
   write(device: string, busAddr: number, data: Uint8Array): DmaResult {
     const { pa, keyId } = this.#decode(busAddr);
     if (pa + data.length > this.#limit) return { ok: false, fault: 'master-abort', detail: `no memory at 0x${busAddr.toString(16)}` };
-    this.#mc.write(pa, data, { kind: 'device', name: device }, { keyId });
+    const w = this.#mc.write(pa, data, { kind: 'device', name: device }, { keyId });
+    if (!w.ok) return { ok: false, fault: w.fault, detail: w.detail };
     return { ok: true, pa };
   }
 

@@ -13,8 +13,10 @@ import { DirectDma, type DmaPort } from './dma-port.js';
 import { RxNic } from './pci/rx-nic.js';
 import { pcE820, type E820Entry } from './e820.js';
 import { programCpuid, type CpuVendor } from './cpu/cpuid.js';
-import { MSR_IA32_APIC_BASE, APIC_BASE_BSP, APIC_BASE_ENABLE, MSR_AMD64_SYSCFG, SYSCFG_MEM_ENCRYPT } from './cpu/msr.js';
+import { MSR_IA32_APIC_BASE, APIC_BASE_BSP, APIC_BASE_ENABLE, MSR_AMD64_SYSCFG, SYSCFG_MEM_ENCRYPT, MSR_AMD64_RMP_BASE, MSR_AMD64_RMP_END } from './cpu/msr.js';
 import { AddressTweakedCipher } from './memory-cipher.js';
+import { rmpLocationOf, rmpWriteGuard, type RmpLocation } from './snp/rmp.js';
+import { snpEnabledOn, snpMsrWriteFilter } from './snp/snp-msrs.js';
 
 /** The memory controller's key slot for the host (SME) key. */
 export const HOST_KEY_SLOT = 1;
@@ -43,6 +45,12 @@ export interface MachineConfig {
    * page-table bit that selects encryption.
    */
   memEncrypt?: { state: 'supported' | 'enabled'; cbit: number };
+  /**
+   * The RMP the firmware reserved: it programs RMP_BASE and RMP_END (inclusive
+   * last byte) on every CPU at power-on. Keeping that memory out of the e820
+   * usable ranges is the scenario's business.
+   */
+  rmp?: { base: number; end: number };
   /** Caps stored trace entries. */
   traceLimit?: number;
 }
@@ -83,6 +91,12 @@ export class Machine {
       });
       cpu.wrmsr(MSR_IA32_APIC_BASE, 0xfee0_0000n | APIC_BASE_ENABLE | (cpu.isBsp ? APIC_BASE_BSP : 0n));
       if (me?.state === 'enabled') cpu.wrmsr(MSR_AMD64_SYSCFG, SYSCFG_MEM_ENCRYPT);
+      if (config.rmp !== undefined) {
+        cpu.wrmsr(MSR_AMD64_RMP_BASE, BigInt(config.rmp.base));
+        cpu.wrmsr(MSR_AMD64_RMP_END, BigInt(config.rmp.end));
+      }
+      // SYSCFG.SNP_EN locks the RMP MSRs; on the BSP it also turns the RMP check on.
+      cpu.msrWriteFilter = snpMsrWriteFilter(cpu, cpu.isBsp ? () => this.#enableRmpChecks() : undefined);
       this.cpus.push(cpu);
     }
     if (me !== undefined) {
@@ -109,5 +123,28 @@ export class Machine {
 
   get bsp(): Cpu {
     return this.cpus[0]!;
+  }
+
+  /** SNP is enabled for the platform when the BSP's SYSCFG.SNP_EN is set. */
+  get snpEnabled(): boolean {
+    return snpEnabledOn(this.bsp);
+  }
+
+  /** The RMP as the BSP's RMP_BASE/RMP_END describe it (undefined: none reserved). */
+  get rmp(): RmpLocation | undefined {
+    return rmpLocationOf(this.bsp);
+  }
+
+  /** The BSP just set SNP_EN: from now on every host and device write is RMP-checked. */
+  #enableRmpChecks(): void {
+    const loc = this.rmp;
+    if (loc === undefined) {
+      this.trace.record('cpu0', 'snp-enable', 'SYSCFG.SNP_EN set with no RMP reserved: nothing to check writes against');
+      return;
+    }
+    this.mc.setWriteGuard(rmpWriteGuard(this.mc, loc, (r, who) => {
+      this.trace.record(who.kind === 'cpu' ? `cpu${who.id}` : who.name, 'rmp-violation', r.detail, { pa: r.pa });
+    }));
+    this.trace.record('cpu0', 'snp-enable', `SYSCFG.SNP_EN set: RMP [0x${loc.base.toString(16)} - 0x${loc.end.toString(16)}] covers ${loc.entries} PFNs; writes are RMP-checked`, { base: loc.base, end: loc.end });
   }
 }

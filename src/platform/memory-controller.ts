@@ -5,7 +5,8 @@
 import type { PhysicalMemory } from './physical-memory.js';
 
 export type Requester =
-  | { readonly kind: 'cpu'; readonly id: number }
+  /** `asid` set (non-zero): the CPU runs an SEV guest with that ASID; absent or 0: the host (hypervisor). */
+  | { readonly kind: 'cpu'; readonly id: number; readonly asid?: number }
   | { readonly kind: 'device'; readonly name: string };
 
 /** A cipher bound to a key slot: transforms bytes in place; the tweak is their physical address. */
@@ -20,7 +21,32 @@ export type WriteObserver = (pa: number, length: number, requester: Requester) =
 export interface AccessOptions {
   /** Key slot to apply; 0 (the default) is plaintext access. */
   readonly keyId?: number;
+  /**
+   * Hardware's own table updates (RMPUPDATE and PSMASH writing RMP entries,
+   * the security processor writing its pages): the write guard (RMP check)
+   * does not apply to them.
+   */
+  readonly guardExempt?: boolean;
 }
+
+/** What a write did: landed, or refused by the write guard (nothing landed). */
+export type WriteResult = { ok: true } | { ok: false; fault: 'rmp-violation'; pa: number; detail: string };
+
+/** A refusal from the write guard: the physical address of the offending page and why. */
+export interface WriteRefusal {
+  readonly pa: number;
+  readonly detail: string;
+}
+
+/**
+ * Checks a write before it lands (the SNP RMP check, installed by the
+ * machine when SNP is enabled); returns undefined to let it through.
+ * Reads are not checked: on hardware a host read of a guest page returns
+ * ciphertext rather than faulting, which the key slots already model.
+ */
+export type WriteGuard = (pa: number, length: number, requester: Requester) => WriteRefusal | undefined;
+
+const WRITE_OK: WriteResult = Object.freeze({ ok: true });
 
 export class MemoryController {
   readonly dram: PhysicalMemory;
@@ -29,6 +55,10 @@ export class MemoryController {
   bytesRead = 0;
   bytesWritten = 0;
   #scratch = new Uint8Array(4096);
+  /** Undefined while nothing is checked (SNP off): the whole cost of the check is this one test. */
+  #guard: WriteGuard | undefined;
+  /** Writes the guard refused. */
+  writesRefused = 0;
 
   constructor(dram: PhysicalMemory) {
     this.dram = dram;
@@ -42,6 +72,23 @@ export class MemoryController {
 
   keySlot(id: number): KeySlot | undefined {
     return this.#slots.get(id);
+  }
+
+  /** Installs (or, with undefined, removes) the check every guarded write passes through. */
+  setWriteGuard(guard: WriteGuard | undefined): void {
+    this.#guard = guard;
+  }
+
+  get writeGuarded(): boolean {
+    return this.#guard !== undefined;
+  }
+
+  #refuse(pa: number, length: number, requester: Requester, opts: AccessOptions | undefined): WriteResult | undefined {
+    if (this.#guard === undefined || opts?.guardExempt === true) return undefined;
+    const r = this.#guard(pa, length, requester);
+    if (r === undefined) return undefined;
+    this.writesRefused++;
+    return { ok: false, fault: 'rmp-violation', pa: r.pa, detail: r.detail };
   }
 
   addWriteObserver(fn: WriteObserver): () => void {
@@ -59,7 +106,16 @@ export class MemoryController {
     if (keyId !== 0) this.#slot(keyId).decrypt(pa, dst);
   }
 
-  write(pa: number, src: Uint8Array, requester: Requester, opts?: AccessOptions): void {
+  /**
+   * Writes `src` at `pa`. When the write guard refuses any page of the range,
+   * nothing lands (the model does not write partial ranges) and the refusal
+   * is returned; callers that cannot be refused may ignore the result.
+   */
+  write(pa: number, src: Uint8Array, requester: Requester, opts?: AccessOptions): WriteResult {
+    if (this.#guard !== undefined) {
+      const refused = this.#refuse(pa, src.length, requester, opts);
+      if (refused !== undefined) return refused;
+    }
     this.bytesWritten += src.length;
     const keyId = opts?.keyId ?? 0;
     if (keyId === 0) this.dram.write(pa, src);
@@ -78,21 +134,24 @@ export class MemoryController {
       this.dram.write(pa, enc);
     }
     for (const o of this.#observers) o(pa, src.length, requester);
+    return WRITE_OK;
   }
 
   /**
    * Zeroes memory as seen through key slot `keyId`: plaintext zeros (frames
    * dropped, cheap) for slot 0, the encryption of zeros otherwise.
    */
-  zero(pa: number, length: number, requester: Requester, opts?: AccessOptions): void {
+  zero(pa: number, length: number, requester: Requester, opts?: AccessOptions): WriteResult {
     const keyId = opts?.keyId ?? 0;
-    if (keyId !== 0) {
-      this.write(pa, new Uint8Array(length), requester, opts);
-      return;
+    if (keyId !== 0) return this.write(pa, new Uint8Array(length), requester, opts);
+    if (this.#guard !== undefined) {
+      const refused = this.#refuse(pa, length, requester, opts);
+      if (refused !== undefined) return refused;
     }
     this.dram.zero(pa, length);
     this.bytesWritten += length;
     for (const o of this.#observers) o(pa, length, requester);
+    return WRITE_OK;
   }
 
   #slot(id: number): KeySlot {

@@ -1,7 +1,7 @@
 // YAML sources of scenario and matrix files: parsing with positions, and
 // turning a schema issue into "file:line:col: what was expected".
 
-import { LineCounter, parseDocument, isMap, isNode, isScalar, isSeq, type Document } from 'yaml';
+import { LineCounter, parseDocument, isAlias, isMap, isNode, isPair, isScalar, isSeq, type Document } from 'yaml';
 import type { z } from 'zod';
 import { ScenarioError } from '../util/errors.js';
 
@@ -14,7 +14,28 @@ export function parseYaml(text: string, file: string): { doc: Document.Parsed; l
     const pos = lc.linePos(err.pos[0]);
     throw new ScenarioError(`YAML syntax error: ${err.message.split('\n')[0]}`, { file, line: pos.line, col: pos.col });
   }
-  return { doc, lc, data: doc.toJS() ?? {} };
+  let data: unknown;
+  try {
+    data = doc.toJS();
+  } catch (e) {
+    // Semantic YAML errors surface only when building values (an alias with no anchor, for one).
+    const node = firstAlias(doc.contents);
+    const pos = node?.range ? lc.linePos(node.range[0]) : { line: 1, col: 1 };
+    throw new ScenarioError(`YAML error: ${(e as Error).message}`, { file, line: pos.line, col: pos.col });
+  }
+  return { doc, lc, data: data ?? {} };
+}
+
+/** The first alias node in document order, where an unresolved alias most likely is. */
+function firstAlias(node: unknown): { range?: [number, number, number] | null } | undefined {
+  if (isAlias(node)) return node;
+  if (isMap(node) || isSeq(node)) {
+    for (const it of node.items as unknown[]) {
+      const found = isPair(it) ? firstAlias(it.key) ?? firstAlias(it.value) : firstAlias(it);
+      if (found) return found;
+    }
+  }
+  return undefined;
 }
 
 /**

@@ -52,6 +52,11 @@ describe('malformed scenarios name file, line and column', () => {
     expect(e.line).toBeGreaterThanOrEqual(2);
     expect(e.message).toContain('YAML syntax error');
   });
+  it('an alias without an anchor (found by the fuzz test below)', () => {
+    const e = errorOf('name: x\nseed: *1\nmachine:\n  memory: 8G\n');
+    expect([e.line, e.col]).toEqual([2, 7]);
+    expect(e.message).toContain('Unresolved alias');
+  });
   it('unknown kernel profile lists the known ones', () => {
     const e = errorOf('name: x\nmachine:\n  memory: 8G\nfirstKernel:\n  profile: linux-9\n');
     expect([e.line, e.col]).toEqual([5, 12]);
@@ -71,7 +76,7 @@ describe('malformed scenarios name file, line and column', () => {
           expect(se.col).toBeGreaterThanOrEqual(1);
         }
       }),
-      { numRuns: 300 },
+      { numRuns: 1000 },
     );
   });
 });

@@ -39,6 +39,14 @@ export class Cpu {
   nmisLatched = 0;
   /** NMIs are held off (the CPU is already in an NMI handler, or in SMM): a new one stays pending. */
   nmiBlocked = false;
+  /**
+   * Consulted by `wrmsr` when installed (the machine installs one for MSRs
+   * whose writes hardware constrains, such as the RMP MSRs that SNP_EN
+   * locks): returns the value to store, or undefined to drop the write
+   * silently. `old` is the current value. A platform reset that puts MSRs
+   * back clears `msrs` directly and is not filtered.
+   */
+  msrWriteFilter: ((msr: number, value: bigint, old: bigint) => bigint | undefined) | undefined;
 
   constructor(id: number, apicId: number, isBsp: boolean) {
     this.id = id;
@@ -60,6 +68,13 @@ export class Cpu {
   }
 
   wrmsr(msr: number, value: bigint): void {
+    const filter = this.msrWriteFilter;
+    if (filter !== undefined) {
+      const v = filter(msr, value, this.rdmsr(msr));
+      if (v === undefined) return;
+      this.msrs.set(msr, v);
+      return;
+    }
     this.msrs.set(msr, value);
   }
 }

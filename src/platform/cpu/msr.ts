@@ -18,3 +18,13 @@ export const SYSCFG_MEM_ENCRYPT = 1n << 23n;
 export const SYSCFG_SNP_EN = 1n << 24n;
 /** SEV_STATUS: read by a guest to learn what it runs under (0 on a host). */
 export const MSR_AMD64_SEV = 0xc001_0131;
+/** SYSCFG bit 25: VMPL support, set together with SNP_EN. */
+export const SYSCFG_SNP_VMPL_EN = 1n << 25n;
+/** Physical start of the RMP (bookkeeping area included); locked once SYSCFG.SNP_EN is set. */
+export const MSR_AMD64_RMP_BASE = 0xc001_0132;
+/** Physical inclusive last byte of a contiguous RMP (0 in segmented mode); locked with RMP_BASE. */
+export const MSR_AMD64_RMP_END = 0xc001_0133;
+/** RMP_CFG: bit 0 segmented RMP, bits 13:8 segment shift; locked with RMP_BASE. */
+export const MSR_AMD64_RMP_CFG = 0xc001_0136;
+/** VM_HSAVE_PA: the SEV firmware requires 0 on every CPU before SNP_INIT. */
+export const MSR_VM_HSAVE_PA = 0xc001_0117;
