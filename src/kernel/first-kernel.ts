@@ -27,6 +27,7 @@ import { CRASH_NOTE_BYTES } from './crash-notes.js';
 import { RxNicDriver } from './drivers/rx-nic-driver.js';
 import type { KexecImage } from './kexec-file-load.js';
 import { smeEnable, smeBanner, cbitHi, type SmeDecision } from './sme.js';
+import { snpProbe, snpRmptableInit, ccpSnpInit, type SnpHostState } from './snp-host.js';
 import { physAccess, type PhysAccess } from './phys-access.js';
 import { HOST_KEY_SLOT } from '../platform/machine.js';
 
@@ -77,6 +78,8 @@ export class FirstKernel {
   kexecImage: KexecImage | undefined;
   /** sme_enable()'s decision (inactive until boot decides). */
   sme: SmeDecision = { active: false, mask: 0n, cbit: 0, reason: 'not decided yet' };
+  /** SEV-SNP host state (inactive unless the profile, the CPU and the BIOS allow it). */
+  snp: SnpHostState = { active: false, skippedEnable: false, firmwareInitialized: false };
   /** Ranges this kernel maps decrypted under SME. */
   readonly decrypted: Range[] = [];
   /** Physical memory as this kernel sees it (through its encryption view). */
@@ -124,6 +127,7 @@ export class FirstKernel {
     }
     clock.advance(4 * NS_PER_MS);
 
+    this.snp = snpProbe(this);
     this.#buildPageTables();
     this.crashRegion = undefined;
     const res = reserveCrashRegion(this);
@@ -156,7 +160,10 @@ export class FirstKernel {
     clock.advance(120 * NS_PER_MS);
     this.#bringUpAps();
 
-    clock.advance(600 * NS_PER_MS);
+    clock.advance(100 * NS_PER_MS);
+    snpRmptableInit(this, this.snp);
+    ccpSnpInit(this, this.snp);
+    clock.advance(500 * NS_PER_MS);
     for (const nic of m.nics) {
       const drv = new RxNicDriver(this, nic);
       drv.probe();

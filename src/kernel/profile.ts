@@ -21,6 +21,8 @@ export interface KernelMechanisms {
   oldMemoryEncryptedRead: boolean;
   /** VMCOREINFO carries NUMBER(sme_mask) (5.1). */
   vmcoreinfoSmeMask: boolean;
+  /** SEV-SNP host support: RMP probe and init, SNP_EN on every CPU, SNP_INIT_EX from the CCP driver (6.9). */
+  snpHost: boolean;
 }
 
 export interface KernelProfile {
@@ -50,6 +52,7 @@ const MODERN: KernelMechanisms = {
   kexecDecryptsCrashSegments: true,
   oldMemoryEncryptedRead: true,
   vmcoreinfoSmeMask: true,
+  snpHost: false,
 };
 
 export const KERNEL_PROFILES: Readonly<Record<string, KernelProfile>> = {
@@ -63,7 +66,9 @@ export const KERNEL_PROFILES: Readonly<Record<string, KernelProfile>> = {
     vmcoreinfoSmeMask: false,
   }),
   'linux-6.1': profile('linux-6.1', '6.1.0-kdumpsim', MODERN),
-  'linux-6.12': profile('linux-6.12', '6.12.0-kdumpsim', { ...MODERN, genericCrashkernelReservation: true }),
+  // 6.9: the first SNP host kernel (RMP table init, SNP_INIT_EX from the CCP driver).
+  'linux-6.9': profile('linux-6.9', '6.9.0-kdumpsim', { ...MODERN, genericCrashkernelReservation: true, snpHost: true }),
+  'linux-6.12': profile('linux-6.12', '6.12.0-kdumpsim', { ...MODERN, genericCrashkernelReservation: true, snpHost: true }),
 };
 
 export function kernelProfile(id: string): KernelProfile {

@@ -30,6 +30,22 @@ export function normalizeE820(entries: readonly E820Entry[]): E820Entry[] {
   return s;
 }
 
+/**
+ * Firmware reserving `bytes` at the top of the highest usable range (where
+ * BIOSes put the RMP): that range shrinks and a reserved entry takes its place.
+ * Returns the new map and the reserved base.
+ */
+export function reserveTop(map: readonly E820Entry[], bytes: number, align: number): { map: E820Entry[]; base: number } {
+  const usable = [...map].filter((e) => e.type === 'usable').sort((a, b) => b.addr - a.addr)[0];
+  if (usable === undefined) throw new RangeError('Cannot reserve memory: the e820 map has no usable range');
+  const end = e820End(usable);
+  const base = Math.floor((end - bytes) / align) * align;
+  if (base <= usable.addr) throw new RangeError(`Cannot reserve 0x${bytes.toString(16)} bytes at the top of memory: the highest usable range is too small`);
+  const out = map.filter((e) => e !== usable);
+  out.push({ addr: usable.addr, size: base - usable.addr, type: 'usable' }, { addr: base, size: end - base, type: 'reserved' });
+  return { map: normalizeE820(out), base };
+}
+
 /** Total bytes of entries of a type. */
 export function e820Total(entries: readonly E820Entry[], type: E820Type = 'usable'): number {
   return entries.filter((e) => e.type === type).reduce((n, e) => n + e.size, 0);

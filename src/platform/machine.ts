@@ -11,7 +11,9 @@ import { EntryPoints } from './entry-points.js';
 import { MmioBus } from './mmio.js';
 import { DirectDma, type DmaPort } from './dma-port.js';
 import { RxNic } from './pci/rx-nic.js';
-import { pcE820, type E820Entry } from './e820.js';
+import { pcE820, reserveTop, type E820Entry } from './e820.js';
+import { attachPsp } from './psp/psp-attach.js';
+import type { PspMailbox } from './psp/psp-mailbox.js';
 import { programCpuid, type CpuVendor } from './cpu/cpuid.js';
 import { MSR_IA32_APIC_BASE, APIC_BASE_BSP, APIC_BASE_ENABLE, MSR_AMD64_SYSCFG, SYSCFG_MEM_ENCRYPT, MSR_AMD64_RMP_BASE, MSR_AMD64_RMP_END } from './cpu/msr.js';
 import { AddressTweakedCipher } from './memory-cipher.js';
@@ -51,6 +53,13 @@ export interface MachineConfig {
    * usable ranges is the scenario's business.
    */
   rmp?: { base: number; end: number };
+  /**
+   * SEV-SNP as the firmware sets it up: CPUID reports SNP, the BIOS reserves
+   * an RMP of `rmpBytes` (plus a MiB for the PSP) at the top of memory and
+   * programs the RMP MSRs there (or leaves them 0 when rmpBytes is 0), and the
+   * PSP's SEV firmware of that version answers in its mailbox.
+   */
+  snp?: { rmpBytes: number; firmware: { major: number; minor: number; build: number } };
   /** Caps stored trace entries. */
   traceLimit?: number;
 }
@@ -69,12 +78,29 @@ export class Machine {
   readonly e820: readonly E820Entry[];
   /** The C-bit position when the part has memory encryption. */
   memEncryptMaskBit: number | undefined;
+  /** The PSP's mailbox, on parts with SEV-SNP. */
+  psp: PspMailbox | undefined;
 
   constructor(config: MachineConfig) {
     if (!(config.cpus >= 1 && config.cpus <= 4096)) throw new RangeError(`Cannot build machine: ${config.cpus} CPUs is out of range 1..4096`);
     this.config = config;
     this.trace = new Trace(this.clock, config.traceLimit);
-    const { map, physTop } = pcE820(config.memoryBytes);
+    const pc = pcE820(config.memoryBytes);
+    let map = pc.map;
+    const physTop = pc.physTop;
+    let rmp = config.rmp;
+    let pspPrivate: { basePfn: number; count: number } | undefined;
+    if (config.snp !== undefined) {
+      // The PSP's private MiB sits at the very top; the RMP (8 KiB aligned, as RMP_BASE requires) below it.
+      const psp = reserveTop(map, 2 ** 20, 2 ** 20);
+      map = psp.map;
+      pspPrivate = { basePfn: psp.base / 4096, count: 256 };
+      if (config.snp.rmpBytes > 0) {
+        const r = reserveTop(map, config.snp.rmpBytes, 8192);
+        map = r.map;
+        rmp = { base: r.base, end: r.base + config.snp.rmpBytes - 1 };
+      }
+    }
     this.e820 = map;
     this.dram = new PhysicalMemory(physTop);
     this.mc = new MemoryController(this.dram);
@@ -87,13 +113,13 @@ export class Machine {
         vendor: config.cpuVendor ?? 'AuthenticAMD',
         physBits: 48,
         gbPages: config.gbPages ?? true,
-        ...(me === undefined ? {} : { memEncrypt: { sme: true, sev: true, sevEs: true, snp: false, cbit: me.cbit, physReduction: 1 } }),
+        ...(me === undefined ? {} : { memEncrypt: { sme: true, sev: true, sevEs: true, snp: config.snp !== undefined, cbit: me.cbit, physReduction: 1 } }),
       });
       cpu.wrmsr(MSR_IA32_APIC_BASE, 0xfee0_0000n | APIC_BASE_ENABLE | (cpu.isBsp ? APIC_BASE_BSP : 0n));
       if (me?.state === 'enabled') cpu.wrmsr(MSR_AMD64_SYSCFG, SYSCFG_MEM_ENCRYPT);
-      if (config.rmp !== undefined) {
-        cpu.wrmsr(MSR_AMD64_RMP_BASE, BigInt(config.rmp.base));
-        cpu.wrmsr(MSR_AMD64_RMP_END, BigInt(config.rmp.end));
+      if (rmp !== undefined) {
+        cpu.wrmsr(MSR_AMD64_RMP_BASE, BigInt(rmp.base));
+        cpu.wrmsr(MSR_AMD64_RMP_END, BigInt(rmp.end));
       }
       // SYSCFG.SNP_EN locks the RMP MSRs; on the BSP it also turns the RMP check on.
       cpu.msrWriteFilter = snpMsrWriteFilter(cpu, cpu.isBsp ? () => this.#enableRmpChecks() : undefined);
@@ -103,6 +129,9 @@ export class Machine {
       // The security processor draws the host key at platform reset; it lives until the next reset, so kexec keeps it.
       this.mc.setKeySlot(HOST_KEY_SLOT, new AddressTweakedCipher('SME host key', config.seed, 'host'));
       this.memEncryptMaskBit = me.cbit;
+    }
+    if (config.snp !== undefined && pspPrivate !== undefined) {
+      this.psp = attachPsp(this, { version: config.snp.firmware, build: config.snp.firmware.build, privatePages: pspPrivate });
     }
     this.dma = new DirectDma(this.mc, config.memEncrypt?.state === 'enabled' ? { bit: config.memEncrypt.cbit, keyId: HOST_KEY_SLOT } : undefined);
     // Devices reach memory through `this.dma` as it is at the time of each transfer.

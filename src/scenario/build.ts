@@ -48,7 +48,18 @@ export function buildMachine(s: Scenario, seed: number): Machine {
     nics,
     cpuVendor: cpu.vendor === 'amd' ? 'AuthenticAMD' : 'GenuineIntel',
     ...(cpu.memoryEncryption === 'none' ? {} : { memEncrypt: { state: cpu.memoryEncryption, cbit: cpu.cbit } }),
+    ...(cpu.snp === undefined ? {} : { snp: snpConfig(cpu.snp, memory) }),
   });
+}
+
+/** The RMP a BIOS reserves: an entry per page of DRAM plus the bookkeeping area, rounded to a MiB. */
+function snpConfig(snp: { firmware: string; rmp: 'reserved' | 'too-small' | 'none' }, memory: number): { rmpBytes: number; firmware: { major: number; minor: number; build: number } } {
+  const [major, minor] = snp.firmware.split('.').map(Number) as [number, number];
+  // DRAM spans past 4 GiB by the size of the MMIO hole; cover the whole span.
+  const span = memory > 3 * 2 ** 30 ? memory + 2 ** 30 : memory;
+  const full = Math.ceil(((span / 4096) * 16 + 0x4000) / 2 ** 20) * 2 ** 20;
+  const rmpBytes = snp.rmp === 'reserved' ? full : snp.rmp === 'too-small' ? full / 2 : 0;
+  return { rmpBytes, firmware: { major, minor, build: 21 } };
 }
 
 export function firstKernelConfig(s: Scenario, seed: number): FirstKernelConfig {

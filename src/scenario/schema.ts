@@ -96,6 +96,12 @@ export const scenarioSchema = z.strictObject({
       memoryEncryption: z.enum(['none', 'supported', 'enabled']).default('none')
         .describe('AMD SME/SEV: none; supported (CPUID reports it, firmware left SYSCFG[MemEncryptionModEn] clear); enabled (firmware set it)'),
       cbit: z.number().int().min(32).max(51).default(47).describe('The page-table bit that selects encryption (CPUID Fn8000_001F EBX[5:0])'),
+      snp: z.strictObject({
+        firmware: z.string().regex(/^\d+\.\d+$/, { error: 'Expected a SEV firmware API version such as "1.55"' }).default('1.55')
+          .describe('SEV firmware API version (SNP needs 1.51; 1.53 reclaims IOMMU pages at SNP shutdown)'),
+        rmp: z.enum(['reserved', 'too-small', 'none']).default('reserved')
+          .describe('What the BIOS reserved for the RMP: enough for all memory, half of that, or nothing (RMP_BASE/RMP_END left 0)'),
+      }).optional().describe('SEV-SNP: CPUID reports it, the BIOS reserves the RMP, the PSP runs SEV firmware'),
     }).prefault({}),
     devices: z.array(nic).default([]),
   }).superRefine((m, ctx) => {

@@ -37,6 +37,8 @@ export class Cpu {
   /** The NMI vector's handler, installed by whatever kernel runs (its IDT). */
   nmiHandler: ((cpu: Cpu) => void) | undefined;
   nmisLatched = 0;
+  /** Virtual time of the last WBINVD this CPU executed (-1: never). */
+  lastWbinvdNs = -1;
   /** NMIs are held off (the CPU is already in an NMI handler, or in SMM): a new one stays pending. */
   nmiBlocked = false;
   /**
