@@ -4,6 +4,7 @@
 // A missing tool fails the run when CI=true (the CI image must have it) and
 // only skips the tool's tests elsewhere, saying what to install.
 
+import { expect } from 'vitest';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -214,4 +215,18 @@ export function removeDump(d: InteropDump | undefined): void {
 /** Non-zero pages the manifest lists, and all pages its ranges cover. */
 export function manifestCounts(t: TruthManifest): { nonZero: number; total: number } {
   return { nonZero: Object.keys(t.pages).length, total: t.ranges.reduce((n, [a, b]) => n + (b - a), 0) };
+}
+
+/** Physical reads a checker made: every non-zero manifest page and every `zeroStride`-th zero page matched. */
+export function expectPhysicalReadsMatch(
+  phys: { problems: unknown[]; nonZeroChecked: number; nonZeroEqual: number; zeroChecked: number; zeroEqual: number; changedAfterPanic: number },
+  truth: TruthManifest, changedAfterPanic: number, zeroStride: number,
+): void {
+  const { nonZero, total } = manifestCounts(truth);
+  expect(phys.problems).toEqual([]);
+  expect(phys.nonZeroChecked).toBe(nonZero);
+  expect(phys.nonZeroEqual).toBe(nonZero);
+  expect(phys.zeroChecked).toBe(Math.ceil((total - nonZero) / zeroStride));
+  expect(phys.zeroEqual).toBe(phys.zeroChecked);
+  expect(phys.changedAfterPanic).toBe(changedAfterPanic);
 }
