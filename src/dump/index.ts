@@ -8,3 +8,6 @@ export * from './page-source.js';
 export * from './elf-vmcore-writer.js';
 export * from './elf-vmcore-reader.js';
 export * from './vmcore-reader.js';
+export * from './kdump-compressed.js';
+export * from './kdump-compressed-writer.js';
+export * from './kdump-compressed-reader.js';

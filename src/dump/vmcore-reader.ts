@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import { VmcoreFormatError } from '../util/errors.js';
 import type { ElfNote } from './elf-note.js';
 import { ElfVmcoreReader } from './elf-vmcore-reader.js';
+import { KdumpCompressedReader } from './kdump-compressed-reader.js';
 import type { PrStatus } from './prstatus.js';
 import type { VmcoreInfo } from './vmcoreinfo.js';
 
@@ -59,6 +60,9 @@ export function openVmcore(path: string): VmcoreReader {
   }
   if (head.length >= 4 && head[0] === 0x7f && head[1] === 0x45 && head[2] === 0x4c && head[3] === 0x46) {
     return new ElfVmcoreReader(path);
+  }
+  if (head.length >= 8 && Buffer.from(head.subarray(0, 8)).toString('latin1') === 'KDUMP   ') {
+    return new KdumpCompressedReader(path);
   }
   if (head.length === 0) {
     throw new VmcoreFormatError(`Cannot open vmcore "${path}": the file is empty`, { file: path, offset: 0 });

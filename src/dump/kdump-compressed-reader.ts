@@ -1,0 +1,365 @@
+// Reads kdump-compressed ("KDUMP   ") vmcores: ours and makedumpfile's
+// (x86_64 layout, little endian, header versions 1-6, not split, not
+// flattened). Every header field is checked against the file size before
+// anything is allocated from it; a damaged file gives a VmcoreFormatError
+// naming the file, offset and field.
+
+import * as fs from 'node:fs';
+import * as zlib from 'node:zlib';
+import { VmcoreFormatError } from '../util/errors.js';
+import { hex } from '../util/hex.js';
+import { CORE_NOTE_NAME, NT_PRSTATUS, NT_VMCOREINFO, VMCOREINFO_NOTE_NAME, decodeNotesAt, type ElfNote, type LocatedNote } from './elf-note.js';
+import {
+  BitmapRank, DH_BITMAP_BLOCKS, DH_BLOCK_SIZE, DH_HEADER_VERSION, DH_MAX_MAPNR, DH_NR_CPUS, DH_SIZE, DH_STATUS,
+  DH_SUB_HDR_SIZE, DH_UTSNAME, DUMP_DH_COMPRESSED_INCOMPLETE, DUMP_DH_COMPRESSED_ZLIB, DUMP_DH_COMPRESSION_MASK,
+  KDUMP_SIGNATURE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, PD_SIZE, SH_DUMP_LEVEL, SH_MAX_MAPNR_64, SH_OFFSET_NOTE,
+  SH_OFFSET_VMCOREINFO, SH_PHYS_BASE, SH_SIZE, SH_SIZE_NOTE, SH_SIZE_VMCOREINFO, SH_SPLIT, UTS_FIELD_LEN, UTS_MACHINE,
+  UTS_RELEASE, bitmapBlocksFor, bitmapTest, compressionName,
+} from './kdump-compressed.js';
+import { decodePrStatus, type PrStatus } from './prstatus.js';
+import { VmcoreInfo } from './vmcoreinfo.js';
+import type { PageStatus, PhysRange, VmcoreReader } from './vmcore-reader.js';
+
+const MAX_NOTE_BYTES = 64 * 2 ** 20;
+const MAX_VMCOREINFO_BYTES = 1 << 20;
+/** Largest bitmap we hold in memory (one bitmap; 2^33 frames = 32 TiB of 4 KiB pages). */
+const MAX_BITMAP_BYTES = 2 ** 30;
+
+export class KdumpCompressedReader implements VmcoreReader {
+  readonly file: string;
+  readonly format = 'kdump';
+  readonly pageSize: number;
+  readonly fileSize: number;
+  readonly headerVersion: number;
+  readonly status: number;
+  /** The dump was cut short (ENOSPC or a size limit); lost pages read as excluded. */
+  readonly incomplete: boolean;
+  /** Compression named in the header status. */
+  readonly compression: string;
+  readonly maxMapnr: number;
+  readonly nrCpus: number;
+  readonly release: string;
+  readonly machine: string;
+  readonly physBase: bigint;
+  readonly dumpLevel: number;
+  readonly notes: readonly ElfNote[];
+  readonly vmcoreinfo: VmcoreInfo | undefined;
+  readonly prstatus: readonly PrStatus[];
+  /** Pages with a descriptor (2nd bitmap). */
+  readonly dumpedPages: number;
+  #fd: number | undefined;
+  readonly #bitmap1: Uint8Array;
+  readonly #rank: BitmapRank;
+  readonly #descOff: number;
+  readonly #ranges: PhysRange[];
+  readonly #desc = new Uint8Array(PD_SIZE);
+
+  constructor(file: string) {
+    this.file = file;
+    const fd = fs.openSync(file, 'r');
+    this.#fd = fd;
+    try {
+      this.fileSize = fs.fstatSync(fd).size;
+      if (this.fileSize < DH_SIZE) {
+        throw this.#error(`Cannot open kdump "${file}": the file is ${this.fileSize} bytes, shorter than the ${DH_SIZE}-byte disk_dump_header`, this.fileSize, 'disk_dump_header');
+      }
+      const head = this.#readAt(0, DH_SIZE, 'the disk_dump_header');
+      const hv = new DataView(head.buffer);
+      const sig = Buffer.from(head.subarray(0, 8)).toString('latin1');
+      if (sig !== KDUMP_SIGNATURE) {
+        throw this.#error(`Cannot open kdump "${file}": signature is ${JSON.stringify(sig)}, expected "KDUMP   "`, 0, 'signature');
+      }
+      this.headerVersion = hv.getInt32(DH_HEADER_VERSION, true);
+      if (this.headerVersion < 1 || this.headerVersion > 6) {
+        throw this.#error(`Cannot open kdump "${file}": header_version ${this.headerVersion} is not between 1 and 6`, DH_HEADER_VERSION, 'header_version');
+      }
+      const bs = hv.getInt32(DH_BLOCK_SIZE, true);
+      if (bs < MIN_BLOCK_SIZE || bs > MAX_BLOCK_SIZE || (bs & (bs - 1)) !== 0) {
+        throw this.#error(`Cannot open kdump "${file}": block_size ${bs} is not a power of two between ${MIN_BLOCK_SIZE} and ${MAX_BLOCK_SIZE}`, DH_BLOCK_SIZE, 'block_size');
+      }
+      this.pageSize = bs;
+      this.status = hv.getUint32(DH_STATUS, true);
+      this.incomplete = (this.status & DUMP_DH_COMPRESSED_INCOMPLETE) !== 0;
+      this.compression = compressionName(this.status & DUMP_DH_COMPRESSION_MASK);
+      this.nrCpus = hv.getInt32(DH_NR_CPUS, true);
+      this.release = utsField(head, UTS_RELEASE);
+      this.machine = utsField(head, UTS_MACHINE);
+      const subHdrSize = hv.getInt32(DH_SUB_HDR_SIZE, true);
+      const blocks = Math.floor(this.fileSize / bs);
+      if (subHdrSize < 1 || subHdrSize >= blocks) {
+        throw this.#error(`Cannot open kdump "${file}": sub_hdr_size ${subHdrSize} blocks does not fit the file (${blocks} blocks of ${bs} bytes)`, DH_SUB_HDR_SIZE, 'sub_hdr_size');
+      }
+      const bitmapBlocks = hv.getUint32(DH_BITMAP_BLOCKS, true);
+      if (bitmapBlocks === 0 || bitmapBlocks % 2 !== 0 || 1 + subHdrSize + bitmapBlocks > blocks) {
+        throw this.#error(
+          `Cannot open kdump "${file}": bitmap_blocks ${bitmapBlocks} is not an even, non-zero count of blocks fitting the file after the sub header (${blocks} blocks of ${bs} bytes)`,
+          DH_BITMAP_BLOCKS, 'bitmap_blocks',
+        );
+      }
+      const bitmapBytes = (bitmapBlocks / 2) * bs;
+      if (bitmapBytes > MAX_BITMAP_BYTES) {
+        throw this.#error(`Cannot open kdump "${file}": bitmap_blocks ${bitmapBlocks} makes a ${hex(bitmapBytes)}-byte bitmap, over the limit ${hex(MAX_BITMAP_BYTES)}`, DH_BITMAP_BLOCKS, 'bitmap_blocks');
+      }
+
+      // Sub header.
+      const sub = this.#readAt(bs, SH_SIZE, 'the kdump_sub_header');
+      const sv = new DataView(sub.buffer);
+      this.physBase = sv.getBigUint64(SH_PHYS_BASE, true);
+      this.dumpLevel = sv.getInt32(SH_DUMP_LEVEL, true);
+      if (this.headerVersion >= 2 && sv.getInt32(SH_SPLIT, true) !== 0) {
+        throw this.#error(`Cannot open kdump "${file}": it is one part of a split dump (split = ${sv.getInt32(SH_SPLIT, true)}), which is not supported`, bs + SH_SPLIT, 'split');
+      }
+      let maxMapnr = hv.getUint32(DH_MAX_MAPNR, true);
+      let mapnrField = 'max_mapnr';
+      let mapnrOff = DH_MAX_MAPNR;
+      if (this.headerVersion >= 6) {
+        const m64 = sv.getBigUint64(SH_MAX_MAPNR_64, true);
+        mapnrField = 'max_mapnr_64';
+        mapnrOff = bs + SH_MAX_MAPNR_64;
+        if (m64 > BigInt(bitmapBytes) * 8n) {
+          throw this.#error(`Cannot open kdump "${file}": max_mapnr_64 ${hex(m64)} exceeds the ${hex(bitmapBytes * 8)} frames the bitmap covers`, mapnrOff, mapnrField);
+        }
+        maxMapnr = Number(m64);
+      }
+      if (maxMapnr === 0 || maxMapnr > bitmapBytes * 8 || bitmapBlocksFor(maxMapnr, bs) * 2 > bitmapBlocks) {
+        throw this.#error(`Cannot open kdump "${file}": ${mapnrField} ${hex(maxMapnr)} does not fit the ${hex(bitmapBytes * 8)} frames the bitmap covers`, mapnrOff, mapnrField);
+      }
+      this.maxMapnr = maxMapnr;
+
+      // Bitmaps.
+      const b1Off = (1 + subHdrSize) * bs;
+      this.#bitmap1 = this.#readAt(b1Off, bitmapBytes, 'the 1st bitmap');
+      const bitmap2 = this.#readAt(b1Off + bitmapBytes, bitmapBytes, 'the 2nd bitmap');
+      clearBeyond(this.#bitmap1, maxMapnr);
+      clearBeyond(bitmap2, maxMapnr);
+      this.#rank = new BitmapRank(bitmap2);
+      this.dumpedPages = this.#rank.total;
+      this.#descOff = b1Off + 2 * bitmapBytes;
+      if (this.#descOff + this.dumpedPages * PD_SIZE > this.fileSize) {
+        throw this.#error(
+          `Cannot open kdump "${file}": the 2nd bitmap has ${this.dumpedPages} pages, whose descriptors at ${hex(this.#descOff)} run past the end of the file (size ${hex(this.fileSize)})`,
+          b1Off + bitmapBytes, '2nd bitmap',
+        );
+      }
+      this.#ranges = rangesOf(this.#bitmap1, maxMapnr, bs);
+
+      // Notes and VMCOREINFO.
+      const located = this.#readNotes(sv, bs);
+      this.notes = located.map((n) => n.note);
+      const vn = located.find((x) => x.note.name === VMCOREINFO_NOTE_NAME && x.note.type === NT_VMCOREINFO);
+      if (vn) this.vmcoreinfo = VmcoreInfo.fromBytes(vn.note.desc, { file, offset: vn.descOffset });
+      else this.vmcoreinfo = this.headerVersion >= 3 ? this.#readVmcoreinfo(sv, bs) : undefined;
+      this.prstatus = located
+        .filter((x) => x.note.name === CORE_NOTE_NAME && x.note.type === NT_PRSTATUS)
+        .map((x) => decodePrStatus(x.note.desc, { file, offset: x.descOffset }));
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+  }
+
+  physRanges(): readonly PhysRange[] {
+    return this.#ranges.map((r) => ({ ...r }));
+  }
+
+  /** Whether pfn's bit is set in the 1st (in memory) and 2nd (dumped) bitmaps. */
+  bits(pfn: number): { inMemory: boolean; dumped: boolean } {
+    if (pfn >= this.maxMapnr) return { inMemory: false, dumped: false };
+    return { inMemory: bitmapTest(this.#bitmap1, pfn), dumped: bitmapTest(this.#rank.bitmap, pfn) };
+  }
+
+  /** Index of pfn's page descriptor (set 2nd-bitmap bits below it). */
+  descriptorIndex(pfn: number): number {
+    return this.#rank.rank(pfn);
+  }
+
+  readPage(pfn: number, dst: Uint8Array): PageStatus {
+    if (!Number.isSafeInteger(pfn) || pfn < 0) throw new RangeError(`Cannot read page ${pfn} of "${this.file}": not a frame number`);
+    const ps = this.pageSize;
+    if (dst.length < ps) {
+      throw new RangeError(`Cannot read page ${hex(pfn)} of "${this.file}": buffer of ${dst.length} bytes is smaller than a page (${ps})`);
+    }
+    const page = dst.subarray(0, ps);
+    page.fill(0);
+    if (pfn >= this.maxMapnr) return 'absent';
+    if (!bitmapTest(this.#rank.bitmap, pfn)) return bitmapTest(this.#bitmap1, pfn) ? 'excluded' : 'absent';
+    const idx = this.#rank.rank(pfn);
+    const dOff = this.#descOff + idx * PD_SIZE;
+    const d = this.#desc;
+    this.#readInto(d, dOff, `the page descriptor of frame ${hex(pfn)}`);
+    const dv = new DataView(d.buffer);
+    const offset = dv.getBigInt64(0, true);
+    const size = dv.getUint32(8, true);
+    const flags = dv.getUint32(12, true);
+    const where = `page descriptor ${idx} (frame ${hex(pfn)}) at ${hex(dOff)}`;
+    if (offset === 0n && this.incomplete) return 'excluded'; // lost when the dump was cut short
+    if (size === 0 || size > ps) {
+      throw this.#error(`Cannot read frame ${hex(pfn)} of "${this.file}": ${where} has size ${size}, expected 1..block_size ${ps}`, dOff + 8, 'page_desc.size');
+    }
+    if (offset < 0n || offset + BigInt(size) > BigInt(this.fileSize)) {
+      throw this.#error(
+        `Cannot read frame ${hex(pfn)} of "${this.file}": ${where} points at ${hex(offset)} + ${size} bytes, outside the file (size ${hex(this.fileSize)})`,
+        dOff, 'page_desc.offset',
+      );
+    }
+    const off = Number(offset);
+    if (flags === 0) {
+      if (size !== ps) {
+        throw this.#error(`Cannot read frame ${hex(pfn)} of "${this.file}": ${where} stores a raw page of ${size} bytes, expected ${ps}`, dOff + 8, 'page_desc.size');
+      }
+      this.#readInto(page, off, `the data of frame ${hex(pfn)}`);
+      return 'present';
+    }
+    if (flags !== DUMP_DH_COMPRESSED_ZLIB) {
+      throw this.#error(
+        `Cannot read frame ${hex(pfn)} of "${this.file}": ${where} uses compression ${compressionName(flags)}, only zlib is supported`,
+        dOff + 12, 'page_desc.flags',
+      );
+    }
+    const comp = this.#readAt(off, size, `the compressed data of frame ${hex(pfn)}`);
+    let out: Buffer;
+    try {
+      out = zlib.inflateSync(comp, { maxOutputLength: ps });
+    } catch (e) {
+      throw this.#error(
+        `Cannot read frame ${hex(pfn)} of "${this.file}": zlib data at ${hex(off)} (${size} bytes) does not decompress to a page: ${(e as Error).message}`,
+        off, 'page data',
+      );
+    }
+    if (out.length !== ps) {
+      throw this.#error(`Cannot read frame ${hex(pfn)} of "${this.file}": zlib data at ${hex(off)} decompresses to ${out.length} bytes, expected ${ps}`, off, 'page data');
+    }
+    page.set(out);
+    return 'present';
+  }
+
+  readPages(startPfn: number, count: number, dst: Uint8Array, status: PageStatus[]): void {
+    const ps = this.pageSize;
+    if (dst.length < count * ps) throw new RangeError(`Cannot read ${count} pages of "${this.file}": buffer of ${dst.length} bytes is too small`);
+    status.length = count;
+    for (let i = 0; i < count; i++) status[i] = this.readPage(startPfn + i, dst.subarray(i * ps, (i + 1) * ps));
+  }
+
+  readPhys(paddr: number, length: number): Uint8Array {
+    if (!Number.isSafeInteger(paddr) || paddr < 0 || !Number.isSafeInteger(length) || length < 0 || !Number.isSafeInteger(paddr + length)) {
+      throw new RangeError(`Cannot read physical memory of "${this.file}": address ${paddr} and length ${length} are not a valid range`);
+    }
+    const ps = this.pageSize;
+    const dst = new Uint8Array(length);
+    const page = new Uint8Array(ps);
+    let cursor = paddr;
+    while (cursor < paddr + length) {
+      const pfn = Math.floor(cursor / ps);
+      const st = this.readPage(pfn, page);
+      if (st === 'absent') {
+        throw new VmcoreFormatError(`Cannot read physical memory at ${hex(paddr)} of "${this.file}": address ${hex(cursor)} is not in the dump`, {
+          file: this.file, field: 'paddr',
+        });
+      }
+      const inPage = cursor - pfn * ps;
+      const n = Math.min(ps - inPage, paddr + length - cursor);
+      dst.set(page.subarray(inPage, inPage + n), cursor - paddr);
+      cursor += n;
+    }
+    return dst;
+  }
+
+  close(): void {
+    if (this.#fd !== undefined) {
+      fs.closeSync(this.#fd);
+      this.#fd = undefined;
+    }
+  }
+
+  // ---- opening ----
+
+  #error(message: string, offset: number | undefined, field: string): VmcoreFormatError {
+    return new VmcoreFormatError(message, offset === undefined ? { file: this.file, field } : { file: this.file, offset, field });
+  }
+
+  #region(sv: DataView, bs: number, offField: number, sizeField: number, names: [string, string], max: number): [number, number] | undefined {
+    const off = sv.getBigUint64(offField, true);
+    const size = sv.getBigUint64(sizeField, true);
+    if (off === 0n || size === 0n) return undefined;
+    if (size > BigInt(max)) {
+      throw this.#error(`Cannot open kdump "${this.file}": ${names[1]} ${hex(size)} exceeds the limit ${hex(max)}`, bs + sizeField, names[1]);
+    }
+    if (off + size > BigInt(this.fileSize)) {
+      throw this.#error(
+        `Cannot open kdump "${this.file}": ${names[0]} ${hex(off)} + ${names[1]} ${hex(size)} runs past the end of the file (size ${hex(this.fileSize)})`,
+        bs + offField, names[0],
+      );
+    }
+    return [Number(off), Number(size)];
+  }
+
+  #readNotes(sv: DataView, bs: number): LocatedNote[] {
+    if (this.headerVersion < 4) return [];
+    const r = this.#region(sv, bs, SH_OFFSET_NOTE, SH_SIZE_NOTE, ['offset_note', 'size_note'], MAX_NOTE_BYTES);
+    if (!r) return [];
+    const buf = this.#readAt(r[0], r[1], 'the notes');
+    return decodeNotesAt(buf, { file: this.file, offset: r[0] });
+  }
+
+  #readVmcoreinfo(sv: DataView, bs: number): VmcoreInfo | undefined {
+    const r = this.#region(sv, bs, SH_OFFSET_VMCOREINFO, SH_SIZE_VMCOREINFO, ['offset_vmcoreinfo', 'size_vmcoreinfo'], MAX_VMCOREINFO_BYTES);
+    if (!r) return undefined;
+    return VmcoreInfo.fromBytes(this.#readAt(r[0], r[1], 'VMCOREINFO'), { file: this.file, offset: r[0] });
+  }
+
+  #readAt(position: number, length: number, what: string): Uint8Array {
+    const buf = new Uint8Array(length);
+    this.#readInto(buf, position, what);
+    return buf;
+  }
+
+  #readInto(dst: Uint8Array, position: number, what: string): void {
+    const fd = this.#fd;
+    if (fd === undefined) throw new Error(`Cannot read "${this.file}": the reader is closed`);
+    let done = 0;
+    while (done < dst.length) {
+      const n = fs.readSync(fd, dst, done, dst.length - done, position + done);
+      if (n === 0) {
+        throw this.#error(`Cannot read ${what} of "${this.file}": unexpected end of file at offset ${hex(position + done)}`, position + done, 'size');
+      }
+      done += n;
+    }
+  }
+}
+
+function utsField(head: Uint8Array, index: number): string {
+  const start = DH_UTSNAME + index * UTS_FIELD_LEN;
+  const f = head.subarray(start, start + UTS_FIELD_LEN);
+  const nul = f.indexOf(0);
+  return Buffer.from(f.subarray(0, nul < 0 ? f.length : nul)).toString('latin1');
+}
+
+/** Bits at or past maxMapnr mean nothing; clear them so rank and ranges ignore them. */
+function clearBeyond(bitmap: Uint8Array, maxMapnr: number): void {
+  const byte = Math.floor(maxMapnr / 8);
+  if (byte >= bitmap.length) return;
+  const keep = maxMapnr % 8;
+  bitmap[byte] = (bitmap[byte] ?? 0) & ((1 << keep) - 1);
+  bitmap.fill(0, byte + 1);
+}
+
+function rangesOf(bitmap: Uint8Array, maxMapnr: number, ps: number): PhysRange[] {
+  const out: PhysRange[] = [];
+  let runStart = -1;
+  const nBytes = Math.ceil(maxMapnr / 8);
+  for (let i = 0; i < nBytes; i++) {
+    const b = bitmap[i] ?? 0;
+    if ((b === 0 && runStart < 0) || (b === 0xff && runStart >= 0)) continue;
+    for (let bit = 0; bit < 8; bit++) {
+      const pfn = i * 8 + bit;
+      const set = ((b >> bit) & 1) === 1;
+      if (set && runStart < 0) runStart = pfn;
+      else if (!set && runStart >= 0) {
+        out.push({ start: runStart * ps, end: pfn * ps });
+        runStart = -1;
+      }
+    }
+  }
+  if (runStart >= 0) out.push({ start: runStart * ps, end: Math.min(nBytes * 8, maxMapnr) * ps });
+  return out;
+}
