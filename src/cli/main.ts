@@ -19,6 +19,11 @@ import { registerMatrixCommands } from './matrix-command.js';
 
 
 
+function parseFormat(v: string): 'elf' | 'kdump' {
+  if (v !== 'elf' && v !== 'kdump') throw new UsageError(`Cannot use --format "${v}": expected elf or kdump`);
+  return v;
+}
+
 function parseSeed(v: string): number {
   if (!/^\d+$/.test(v)) throw new UsageError(`Cannot use --seed "${v}": expected a non-negative integer`);
   return Number(v);
@@ -50,7 +55,8 @@ export function buildProgram(): Command {
     .description('run a scenario: boot, panic, capture, and check every page against ground truth')
     .argument('[scenario]', 'scenario YAML file (see scenarios/ and schema/scenario.schema.json)')
     .option('--json', 'print the RunResult as JSON on stdout')
-    .option('--vmcore <path>', 'save the capture kernel\'s vmcore (ELF) here')
+    .option('--vmcore <path>', 'save the capture kernel\'s vmcore here')
+    .option('--format <format>', 'vmcore format: elf (as /proc/vmcore) or kdump (kdump-compressed, zlib, as makedumpfile -c -d 1)', parseFormat)
     .option('--truth <path>', 'write the ground-truth manifest here, for `kdumpsim vmcore verify`')
     .option('--seed <n>', 'override the scenario\'s seed', parseSeed)
     .option('--replay <result.json>', 're-run what a saved run (run --json) or matrix cell (matrix --json, with --cell) did')
@@ -71,6 +77,7 @@ export function buildProgram(): Command {
       const r = runScenario(s, {
         ...(seed === undefined ? {} : { seed }),
         ...(o.vmcore === undefined ? {} : { vmcorePath: o.vmcore }),
+        ...(o.format === undefined ? {} : { vmcoreFormat: o.format }),
         ...(o.truth === undefined ? {} : { truthPath: o.truth }),
         ...(bar === undefined ? {} : { onProgress: (d: number, t: number) => bar.update(d, t) }),
       });

@@ -17,6 +17,7 @@ import { smeEnable, smeBanner, cbitHi, type SmeDecision } from './sme.js';
 import { physAccess, type PhysAccess } from './phys-access.js';
 import type { ElfLoadSpec } from '../dump/elf-vmcore-writer.js';
 import { writeElfVmcore } from '../dump/elf-vmcore-writer.js';
+import { writeKdumpCompressed } from '../dump/kdump-compressed-writer.js';
 import { VmcoreFormatError } from '../util/errors.js';
 import { KernelLog } from './dmesg.js';
 import type { KernelProfile } from './profile.js';
@@ -25,12 +26,17 @@ import { Memblock } from './memblock.js';
 import { PageTableBuilder } from './page-table-builder.js';
 import { decodeBootParams, BOOT_PARAMS_SIZE } from './boot-params.js';
 import { e820Line } from './first-kernel.js';
-import { PAGE_OFFSET, alignDown, alignUp } from './layout.js';
+import { PAGE_OFFSET, START_KERNEL_MAP, alignDown, alignUp } from './layout.js';
 import { ProcVmcore, type OldMemoryMapping } from './proc-vmcore.js';
 
 export interface CaptureEnvironment {
   /** Where the kdump service saves the vmcore; without a path it reads /proc/vmcore through and keeps nothing. */
   vmcorePath?: string;
+  /**
+   * What the kdump service writes: the ELF /proc/vmcore as is (cp), or a
+   * kdump-compressed file (makedumpfile -c -d 1: zlib, zero pages shared).
+   */
+  vmcoreFormat?: 'elf' | 'kdump';
   /** Memory the capture kernel and its initramfs need to run the dump, bytes. */
   minMemory: number;
   onBoot?: (ck: CrashKernel) => void;
@@ -43,7 +49,15 @@ export type CrashKernelOutcome =
   | { state: 'booting' }
   | { state: 'panicked'; message: string }
   | { state: 'no-vmcore'; reason: string }
-  | { state: 'saved'; vmcore: ProcVmcore; file?: { path: string; size: number; bytesWritten: number } };
+  | { state: 'saved'; vmcore: ProcVmcore; file?: SavedVmcore };
+
+/** The file the kdump service wrote. */
+export interface SavedVmcore {
+  path: string;
+  format: 'elf' | 'kdump';
+  size: number;
+  bytesWritten: number;
+}
 
 /** The physical address of an elfcorehdr= value ("0x1234" or "1234K", as kexec-tools writes it). */
 export function parseElfcorehdr(v: string): number | undefined {
@@ -239,13 +253,17 @@ export class CrashKernel {
   #saveVmcore(vmcore: ProcVmcore): void {
     const m = this.machine;
     vmcore.beginCopy();
-    let file: { path: string; size: number; bytesWritten: number } | undefined;
+    let file: SavedVmcore | undefined;
     if (this.env.vmcorePath !== undefined) {
       const spec = this.env.onProgress === undefined
         ? { notes: vmcore.notes, loads: vmcore.loads, source: vmcore }
         : { notes: vmcore.notes, loads: vmcore.loads, source: vmcore, onProgress: this.env.onProgress };
-      const r = writeElfVmcore(this.env.vmcorePath, spec);
-      file = { path: this.env.vmcorePath, size: r.fileSize, bytesWritten: r.bytesWritten };
+      if (this.env.vmcoreFormat === 'kdump') {
+        file = this.#saveKdumpCompressed(this.env.vmcorePath, vmcore);
+      } else {
+        const r = writeElfVmcore(this.env.vmcorePath, spec);
+        file = { path: this.env.vmcorePath, format: 'elf', size: r.fileSize, bytesWritten: r.bytesWritten };
+      }
     } else {
       vmcore.readAll();
     }
@@ -255,6 +273,28 @@ export class CrashKernel {
     this.outcome = file === undefined ? { state: 'saved', vmcore } : { state: 'saved', vmcore, file };
     m.clock.advance(200 * NS_PER_MS);
     this.log.printk('reboot: Restarting system');
+  }
+
+  /** makedumpfile -c -d 1 on /proc/vmcore: every RAM page once (the kernel-text PT_LOAD only aliases RAM). */
+  #saveKdumpCompressed(path: string, vmcore: ProcVmcore): SavedVmcore {
+    const ranges = vmcore.loads
+      .filter((l) => l.vaddr < START_KERNEL_MAP)
+      .map((l) => ({ startPfn: l.paddr / 4096, endPfn: (l.paddr + l.memsz) / 4096 }));
+    const notes = decodeNotes(vmcore.notes, { file: '/proc/vmcore', offset: 0 });
+    const info = notes.find((n) => n.name === 'VMCOREINFO');
+    const text = info === undefined ? '' : new TextDecoder().decode(info.desc);
+    const release = /^OSRELEASE=(.*)$/m.exec(text)?.[1] ?? this.profile.release;
+    const r = writeKdumpCompressed(path, {
+      source: vmcore,
+      maxPfn: ranges.reduce((n, x) => Math.max(n, x.endPfn), 0),
+      ranges,
+      notes: vmcore.notes,
+      release,
+      nrCpus: notes.filter((n) => n.name === 'CORE' && n.type === 1).length,
+      compression: 'zlib',
+      ...(this.env.onProgress === undefined ? {} : { onProgress: (d: number, t: number) => this.env.onProgress!(d * 4096, t * 4096) }),
+    });
+    return { path, format: 'kdump', size: r.fileSize, bytesWritten: r.fileSize };
   }
 
   #panic(message: string): void {

@@ -43,7 +43,11 @@ export function renderRunText(r: RunResult, opts: TextOptions): string {
     `missing ${o.pagesMissing}, wrong ${o.pagesWrong}, ciphertext ${o.pagesCiphertext}, changed by DMA after the panic ${o.pagesChangedAfterPanic}`);
   for (const e of o.errors.slice(0, 10)) out.push(`  page ${e.pa}: ${e.cause}`);
   if (o.errors.length > 10) out.push(`  ... and ${o.errors.length - 10} more listed in --json output`);
-  if (r.vmcore) out.push(`  vmcore: ${r.vmcore.path} (${r.vmcore.size} bytes, ${r.vmcore.bytesWritten} written; the rest are holes)`);
+  if (r.vmcore) {
+    out.push(r.vmcore.format === 'kdump'
+      ? `  vmcore: ${r.vmcore.path} (kdump-compressed, ${r.vmcore.size} bytes)`
+      : `  vmcore: ${r.vmcore.path} (ELF, ${r.vmcore.size} bytes, ${r.vmcore.bytesWritten} written; the rest are holes)`);
+  }
   if (r.expectation) {
     out.push(r.expectation.met ? `  expectation met` : paint(c, '1;31', `  expectation not met:`));
     for (const d of r.expectation.differences) out.push(`    - ${d}`);

@@ -62,7 +62,7 @@ export interface RunResult {
   logs: { firstKernel: string[]; crashKernel: string[] };
   oracle: OracleReport;
   metrics: RunMetrics;
-  vmcore: { path: string; size: number; bytesWritten: number } | null;
+  vmcore: { path: string; format: 'elf' | 'kdump'; size: number; bytesWritten: number } | null;
   /** Hardware and kernel milestones (bulk DMA traffic is counted, not listed). */
   trace: TraceEvent[];
   /** The fully resolved scenario this run executed (defaults filled in), for replay. */

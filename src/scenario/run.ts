@@ -22,8 +22,10 @@ import type { OracleReport, RunResult } from './result.js';
 export interface RunOptions {
   /** Overrides the scenario's seed. */
   seed?: number;
-  /** Write the vmcore here (ELF). */
+  /** Write the vmcore here. */
   vmcorePath?: string;
+  /** ELF (as /proc/vmcore, the default) or kdump-compressed (as makedumpfile -c -d 1). */
+  vmcoreFormat?: 'elf' | 'kdump';
   /** Write the truth manifest here. */
   truthPath?: string;
   onProgress?: (done: number, total: number) => void;
@@ -73,6 +75,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     initrdBytes: size(s.crashKernel.initrdSize, 'crashKernel.initrdSize'),
     env: {
       ...(opts.vmcorePath === undefined ? {} : { vmcorePath: opts.vmcorePath }),
+      ...(opts.vmcoreFormat === undefined ? {} : { vmcoreFormat: opts.vmcoreFormat }),
       ...(opts.onProgress === undefined ? {} : { onProgress: opts.onProgress }),
       minMemory: size(s.crashKernel.minMemory, 'crashKernel.minMemory'),
       onPageServed: oracle.onPageServed,

@@ -72,6 +72,19 @@ describe('kdumpsim run', () => {
     expect(v.stdout).toContain(`page 0x${(pfn * 4096).toString(16)}: differs`);
   });
 
+  it('--format kdump saves a kdump-compressed vmcore that verify and info read', () => {
+    const core = join(dir, 's.kdump');
+    const truth = join(dir, 's.kdump.truth');
+    const r = cli(['run', join(dir, 'small.yaml'), '--vmcore', core, '--format', 'kdump', '--truth', truth]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('(kdump-compressed, ');
+    expect(readFileSync(core).subarray(0, 8).toString('latin1')).toBe('KDUMP   ');
+    expect(cli(['vmcore', 'verify', core, '--truth', truth]).status).toBe(0);
+    const info = JSON.parse(cli(['vmcore', 'info', core, '--json']).stdout) as Record<string, unknown>;
+    expect(info['format']).toBe('kdump');
+    expect(cli(['run', join(dir, 'small.yaml'), '--format', 'zip']).status).toBe(2);
+  });
+
   it('text output tells the story and exits 0 when the expectation holds', () => {
     const r = cli(['run', join(dir, 'small.yaml')]);
     expect(r.status).toBe(0);
