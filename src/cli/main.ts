@@ -10,7 +10,8 @@ import { loadScenarioFile } from '../scenario/load.js';
 import { runScenario } from '../scenario/run.js';
 import { renderRunText } from '../report/text.js';
 import { runDemo } from './demo.js';
-import { vmcoreInfo, vmcoreRead, vmcoreVerify } from './vmcore-commands.js';
+import { openInput, vmcoreInfo, vmcoreRead, vmcoreVerify } from './vmcore-commands.js';
+import { convertVmcore } from '../dump/convert.js';
 import { progressBar } from './progress.js';
 import { scenarioJsonSchema } from '../scenario/schema.js';
 import { replayInput } from '../scenario/replay.js';
@@ -108,6 +109,24 @@ export function buildProgram(): Command {
     .requiredOption('--size <n>', 'bytes to read (accepts K/M suffixes)')
     .option('--hex', 'print a hex dump instead of raw bytes')
     .action((file, o) => out(vmcoreRead(file, o.phys, o.size, o.hex === true)));
+  vm.command('convert')
+    .description('convert a vmcore (ELF or kdump-compressed) to ELF or kdump-compressed (zlib)')
+    .argument('<in>')
+    .argument('<out>')
+    .requiredOption('--format <format>', 'output format: elf or kdump', parseFormat)
+    .addHelpText('after', '\nPages are read in bulk and written sparse (ELF) or compressed with zero pages shared (kdump);\nthe output appears only when complete.\n\nExample:\n  kdumpsim vmcore convert vmcore vmcore.kdump --format kdump')
+    .action((input, output, o) => {
+      const r = openInput(input);
+      const bar = progressBar('converting');
+      try {
+        const res = convertVmcore(r, output, o.format, (d, t) => bar.update(d, t));
+        bar.done();
+        out(`${output}: ${res.format === 'kdump' ? 'kdump-compressed' : 'ELF'}, ${res.pages} pages, ${res.fileSize} bytes\n`);
+      } finally {
+        bar.done();
+        r.close();
+      }
+    });
   vm.command('verify')
     .description('check every page a truth manifest lists; exit 0 only when all are present and equal')
     .argument('<file>')

@@ -11,3 +11,4 @@ export * from './vmcore-reader.js';
 export * from './kdump-compressed.js';
 export * from './kdump-compressed-writer.js';
 export * from './kdump-compressed-reader.js';
+export * from './convert.js';
