@@ -54,7 +54,6 @@ export class MemoryController {
   #observers: WriteObserver[] = [];
   bytesRead = 0;
   bytesWritten = 0;
-  #scratch = new Uint8Array(4096);
   /** Undefined while nothing is checked (SNP off): the whole cost of the check is this one test. */
   #guard: WriteGuard | undefined;
   /** Writes the guard refused. */
@@ -62,6 +61,7 @@ export class MemoryController {
 
   constructor(dram: PhysicalMemory) {
     this.dram = dram;
+    dram.setCipherResolver((id) => this.#slot(id));
   }
 
   /** Programs a key slot (id >= 1). */
@@ -101,9 +101,9 @@ export class MemoryController {
 
   read(pa: number, dst: Uint8Array, opts?: AccessOptions): void {
     this.bytesRead += dst.length;
-    this.dram.read(pa, dst);
     const keyId = opts?.keyId ?? 0;
-    if (keyId !== 0) this.#slot(keyId).decrypt(pa, dst);
+    if (keyId === 0) this.dram.read(pa, dst);
+    else this.dram.readAs(pa, dst, keyId);
   }
 
   /**
@@ -118,21 +118,9 @@ export class MemoryController {
     }
     this.bytesWritten += src.length;
     const keyId = opts?.keyId ?? 0;
+    // DRAM stores encrypted frames as plaintext tagged with the key; raw reads produce the ciphertext.
     if (keyId === 0) this.dram.write(pa, src);
-    else if ((pa % 4096) + src.length <= 4096) {
-      // Within one frame: encrypt in place in DRAM, no intermediate copy.
-      const off = pa % 4096;
-      const frame = this.dram.frameForWrite((pa - off) / 4096).subarray(off, off + src.length);
-      frame.set(src);
-      this.#slot(keyId).encrypt(pa, frame);
-    } else {
-      // Encrypt a copy (the caller's buffer stays plaintext); one scratch buffer serves every write.
-      if (this.#scratch.length < src.length) this.#scratch = new Uint8Array(Math.max(src.length, 2 * this.#scratch.length));
-      const enc = this.#scratch.subarray(0, src.length);
-      enc.set(src);
-      this.#slot(keyId).encrypt(pa, enc);
-      this.dram.write(pa, enc);
-    }
+    else this.dram.writeAs(pa, src, keyId);
     for (const o of this.#observers) o(pa, src.length, requester);
     return WRITE_OK;
   }

@@ -1,16 +1,34 @@
 // DRAM as sparse 4 KiB frames. Only frames something wrote exist, so a 16 TiB
 // host costs what it touches. A frame that was never written reads as zeros.
+//
+// Encrypted frames are stored as plaintext tagged with the key slot that
+// encrypts them; every raw observation (read, frameForWrite, snapshots)
+// produces the ciphertext on demand, so what DRAM "holds" is exactly the
+// ciphertext while a reader with the right key costs no cipher work.
 
 export const FRAME_SIZE = 4096;
 export const FRAME_SHIFT = 12;
+
+/** A cipher the memory controller lends DRAM to produce ciphertext on demand. */
+export interface FrameCipher {
+  encrypt(pa: number, data: Uint8Array): void;
+  decrypt(pa: number, data: Uint8Array): void;
+}
 
 /** DRAM frozen at one instant. */
 export interface DramSnapshot {
   /** Frames that existed then, ascending. */
   readonly frames: readonly number[];
-  /** A frame's bytes then (undefined: it was zero). Do not modify. */
+  /** A frame's raw bytes then, as DRAM held them (undefined: it was zero). Do not modify. */
   frame(pfn: number): Uint8Array | undefined;
+  /** The frame as stored then: bytes and the key slot they are plaintext under (0: raw). Do not modify. */
+  stored(pfn: number): { bytes: Uint8Array; keyId: number } | undefined;
   close(): void;
+}
+
+interface SnapshotState {
+  frames: Map<number, Uint8Array>;
+  tags: Map<number, number>;
 }
 
 /** Frames are carved out of slabs so touching many pages does not mean many small allocations. */
@@ -33,7 +51,10 @@ export class PhysicalMemory {
   /** Frames given back by zero(), reused before the slab grows. */
   #spare: Uint8Array[] = [];
   /** Open snapshots: frames they share with live memory are copied before the next write. */
-  #snapshots: Map<number, Uint8Array>[] = [];
+  #snapshots: SnapshotState[] = [];
+  /** Frames stored as plaintext under a key slot: pfn -> slot. */
+  #tags = new Map<number, number>();
+  #cipher: ((keyId: number) => FrameCipher) | undefined;
 
   constructor(size: number) {
     if (!Number.isSafeInteger(size) || size <= 0 || size % FRAME_SIZE !== 0) {
@@ -47,13 +68,95 @@ export class PhysicalMemory {
     return this.#frames.size;
   }
 
-  /** The frame's bytes if it exists; undefined means all zeros. Callers must not keep it across writes they do not own. */
-  peekFrame(pfn: number): Uint8Array | undefined {
-    return this.#frames.get(pfn);
+  /** Lets DRAM turn stored plaintext into the ciphertext it stands for. */
+  setCipherResolver(fn: (keyId: number) => FrameCipher): void {
+    this.#cipher = fn;
   }
 
-  /** The frame's bytes, created zeroed if absent. */
+  /** The frame's raw bytes if it exists (undefined: all zeros). A copy when the frame is stored as plaintext. */
+  peekFrame(pfn: number): Uint8Array | undefined {
+    const f = this.#frames.get(pfn);
+    const tag = this.#tags.get(pfn);
+    if (f === undefined || tag === undefined) return f;
+    const raw = f.slice();
+    this.#cipherFor(tag).encrypt(pfn * FRAME_SIZE, raw);
+    return raw;
+  }
+
+  /** The frame's raw bytes to write into, created zeroed if absent (a stored-plaintext frame becomes ciphertext first). */
   frameForWrite(pfn: number): Uint8Array {
+    const tag = this.#tags.get(pfn);
+    const f = this.#own(pfn);
+    if (tag !== undefined) {
+      this.#cipherFor(tag).encrypt(pfn * FRAME_SIZE, f);
+      this.#tags.delete(pfn);
+    }
+    return f;
+  }
+
+  /** Reads through key slot `keyId`: stored plaintext under that key is copied, anything else decrypted. */
+  readAs(pa: number, dst: Uint8Array, keyId: number): void {
+    this.#check(pa, dst.length);
+    let done = 0;
+    while (done < dst.length) {
+      const a = pa + done;
+      const off = a % FRAME_SIZE;
+      const pfn = (a - off) / FRAME_SIZE;
+      const n = Math.min(FRAME_SIZE - off, dst.length - done);
+      const part = dst.subarray(done, done + n);
+      const f = this.#frames.get(pfn);
+      if (f !== undefined && this.#tags.get(pfn) === keyId) part.set(f.subarray(off, off + n));
+      else {
+        this.read(a, part);
+        this.#cipherFor(keyId).decrypt(a, part);
+      }
+      done += n;
+    }
+  }
+
+  /** Writes through key slot `keyId`: frames end up stored as plaintext under that key. */
+  writeAs(pa: number, src: Uint8Array, keyId: number): void {
+    this.#check(pa, src.length);
+    let done = 0;
+    while (done < src.length) {
+      const a = pa + done;
+      const off = a % FRAME_SIZE;
+      const pfn = (a - off) / FRAME_SIZE;
+      const n = Math.min(FRAME_SIZE - off, src.length - done);
+      const tag = this.#tags.get(pfn);
+      const f = this.#own(pfn);
+      if (tag !== keyId && n !== FRAME_SIZE) {
+        // The rest of the frame must read the same through the new key: re-express it as plaintext under `keyId`.
+        if (tag !== undefined) this.#cipherFor(tag).encrypt(pfn * FRAME_SIZE, f);
+        this.#cipherFor(keyId).decrypt(pfn * FRAME_SIZE, f);
+      }
+      f.set(src.subarray(done, done + n), off);
+      this.#tags.set(pfn, keyId);
+      done += n;
+    }
+  }
+
+  /** Whether frame `pfn` holds what it held when `snap` was taken (no cipher work when both store the same way). */
+  sameAsSnapshot(pfn: number, snap: DramSnapshot): boolean {
+    const now = this.#frames.get(pfn);
+    const then = snap.stored(pfn);
+    if (now === undefined || then === undefined) return now === undefined && then === undefined;
+    const tag = this.#tags.get(pfn) ?? 0;
+    if (now === then.bytes && tag === then.keyId) return true;
+    if (tag === then.keyId) return Buffer.compare(now, then.bytes) === 0;
+    const a = this.peekFrame(pfn)!;
+    const b = snap.frame(pfn)!;
+    return Buffer.compare(a, b) === 0;
+  }
+
+  #cipherFor(keyId: number): FrameCipher {
+    const c = this.#cipher?.(keyId);
+    if (c === undefined) throw new Error(`DRAM has no cipher for key slot ${keyId}`);
+    return c;
+  }
+
+  /** The live frame, created if absent, copied first if a snapshot shares it; its storage (tag) is unchanged. */
+  #own(pfn: number): Uint8Array {
     let f = this.#frames.get(pfn);
     if (f !== undefined && this.#shared(pfn, f)) {
       // Copy on write: the snapshot keeps the old bytes, live memory gets its own copy.
@@ -76,10 +179,13 @@ export class PhysicalMemory {
     const off0 = pa % FRAME_SIZE;
     if (off0 + dst.length <= FRAME_SIZE) {
       // Fast path: within one frame, which is nearly every access.
-      const f = this.#frames.get((pa - off0) / FRAME_SIZE);
+      const pfn = (pa - off0) / FRAME_SIZE;
+      const f = this.#frames.get(pfn);
       if (f === undefined) dst.fill(0);
       else if (dst.length === FRAME_SIZE) dst.set(f);
       else dst.set(f.subarray(off0, off0 + dst.length));
+      const tag = f === undefined ? undefined : this.#tags.get(pfn);
+      if (tag !== undefined) this.#cipherFor(tag).encrypt(pa, dst);
       return;
     }
     let done = 0;
@@ -90,7 +196,11 @@ export class PhysicalMemory {
       const n = Math.min(FRAME_SIZE - off, dst.length - done);
       const f = this.#frames.get(pfn);
       if (f === undefined) dst.fill(0, done, done + n);
-      else dst.set(f.subarray(off, off + n), done);
+      else {
+        dst.set(f.subarray(off, off + n), done);
+        const tag = this.#tags.get(pfn);
+        if (tag !== undefined) this.#cipherFor(tag).encrypt(a, dst.subarray(done, done + n));
+      }
       done += n;
     }
   }
@@ -125,6 +235,7 @@ export class PhysicalMemory {
       const to = Math.min(pa + length, (pfn + 1) * FRAME_SIZE) - pfn * FRAME_SIZE;
       if (from === 0 && to === FRAME_SIZE) {
         this.#frames.delete(pfn);
+        this.#tags.delete(pfn);
         this.#sorted = null;
         if (!this.#shared(pfn, f)) {
           f.fill(0);
@@ -154,20 +265,31 @@ export class PhysicalMemory {
    * changes: frames written afterwards are copied first. Close it when done.
    */
   snapshot(): DramSnapshot {
-    const frames = new Map(this.#frames);
-    this.#snapshots.push(frames);
-    const sorted = [...frames.keys()].sort((a, b) => a - b);
+    const state: SnapshotState = { frames: new Map(this.#frames), tags: new Map(this.#tags) };
+    this.#snapshots.push(state);
+    const sorted = [...state.frames.keys()].sort((a, b) => a - b);
     return {
       frames: sorted,
-      frame: (pfn) => frames.get(pfn),
+      frame: (pfn) => {
+        const f = state.frames.get(pfn);
+        const tag = state.tags.get(pfn);
+        if (f === undefined || tag === undefined) return f;
+        const raw = f.slice();
+        this.#cipherFor(tag).encrypt(pfn * FRAME_SIZE, raw);
+        return raw;
+      },
+      stored: (pfn) => {
+        const f = state.frames.get(pfn);
+        return f === undefined ? undefined : { bytes: f, keyId: state.tags.get(pfn) ?? 0 };
+      },
       close: () => {
-        this.#snapshots = this.#snapshots.filter((x) => x !== frames);
+        this.#snapshots = this.#snapshots.filter((x) => x !== state);
       },
     };
   }
 
   #shared(pfn: number, f: Uint8Array): boolean {
-    for (const snap of this.#snapshots) if (snap.get(pfn) === f) return true;
+    for (const snap of this.#snapshots) if (snap.frames.get(pfn) === f) return true;
     return false;
   }
 
@@ -177,12 +299,13 @@ export class PhysicalMemory {
    */
   dispose(): void {
     const kept = new Set<Uint8Array>();
-    for (const snap of this.#snapshots) for (const f of snap.values()) kept.add(f);
+    for (const snap of this.#snapshots) for (const f of snap.frames.values()) kept.add(f);
     for (const f of [...this.#frames.values(), ...this.#spare]) {
       if (framePool.length >= FRAME_POOL_MAX) break;
       if (!kept.has(f)) framePool.push(f);
     }
     this.#frames = new Map();
+    this.#tags = new Map();
     this.#spare = [];
     this.#sorted = [];
     this.#slab = undefined;

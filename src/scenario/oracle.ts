@@ -87,11 +87,13 @@ export class Oracle {
    * SME). Undefined: DRAM held nothing there, so neither did the kernel.
    */
   truthPage(pfn: number): Uint8Array | undefined {
-    const raw = this.#truth?.frame(pfn);
+    const stored = this.#truth?.stored(pfn);
+    if (stored === undefined) return undefined;
     const keyId = this.#kernel.keyFor(pfn * 4096);
-    if (raw === undefined || keyId === 0) return raw;
-    const plain = raw.slice();
-    this.#machine.mc.keySlot(keyId)!.decrypt(pfn * 4096, plain);
+    // Stored as plaintext under the kernel's own key: that is what the kernel saw.
+    if (stored.keyId === keyId) return stored.bytes;
+    const plain = this.#truth!.frame(pfn)!.slice();
+    if (keyId !== 0) this.#machine.mc.keySlot(keyId)!.decrypt(pfn * 4096, plain);
     return plain;
   }
 
@@ -102,11 +104,11 @@ export class Oracle {
 
   /** The tap for /proc/vmcore: classifies each page as it is served. */
   readonly onPageServed = (pfn: number, page: Uint8Array, keyId: number): void => {
-    const raw = this.rawTruthPage(pfn);
+    const held = this.#truth?.stored(pfn) !== undefined;
     // Frames DRAM never held carry no data the kernel cared about, whatever a read of them returns.
-    if (raw === undefined && !this.alternatives.has(pfn) && !this.strayWrites.has(pfn)) return;
+    if (!held && !this.alternatives.has(pfn) && !this.strayWrites.has(pfn)) return;
     // Same DRAM bytes read through the same key as the kernel's: the same plaintext, no cipher needed.
-    if (keyId === this.#kernel.keyFor(pfn * 4096) && !this.alternatives.has(pfn) && samePage(this.#machine.dram.peekFrame(pfn), raw)) {
+    if (keyId === this.#kernel.keyFor(pfn * 4096) && !this.alternatives.has(pfn) && this.#machine.dram.sameAsSnapshot(pfn, this.#truth!)) {
       if (!this.#served.has(pfn)) this.#served.set(pfn, 'correct');
       return;
     }
@@ -114,7 +116,7 @@ export class Oracle {
     let fate: ServedFate;
     if (samePage(page, want)) fate = 'correct';
     else if (!this.strayWrites.has(pfn) && this.alternatives.get(pfn)?.some((a) => samePage(page, a))) fate = 'changed';
-    else if (raw !== undefined && want !== raw && samePage(page, raw)) fate = 'ciphertext';
+    else if (held && this.#kernel.keyFor(pfn * 4096) !== 0 && samePage(page, this.rawTruthPage(pfn))) fate = 'ciphertext';
     else if (this.#alternativesRaw.get(pfn)?.some((a) => samePage(page, a))) fate = 'ciphertext';
     else fate = 'wrong';
     this.#servedKey.set(pfn, keyId);
