@@ -84,3 +84,4 @@ try {
 const matrix = spawnSync(process.execPath, [join(root, 'bench', 'matrix.mjs')], { stdio: 'inherit' });
 if (matrix.status !== 0) process.exitCode = 1;
 if (spawnSync(process.execPath, [join(root, 'bench', 'sme.mjs')], { stdio: 'inherit' }).status !== 0) process.exitCode = 1;
+if (spawnSync(process.execPath, [join(root, 'bench', 'snp.mjs')], { stdio: 'inherit' }).status !== 0) process.exitCode = 1;
