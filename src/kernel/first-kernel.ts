@@ -28,6 +28,7 @@ import { RxNicDriver } from './drivers/rx-nic-driver.js';
 import type { KexecImage } from './kexec-file-load.js';
 import { smeEnable, smeBanner, cbitHi, type SmeDecision } from './sme.js';
 import { snpProbe, snpRmptableInit, ccpSnpInit, type SnpHostState } from './snp-host.js';
+import { launchSnpGuests, type SnpGuest } from './kvm-snp.js';
 import { physAccess, type PhysAccess } from './phys-access.js';
 import { HOST_KEY_SLOT } from '../platform/machine.js';
 
@@ -44,6 +45,8 @@ export interface FirstKernelConfig {
   cmdline: string;
   seed: number;
   nic: { ringEntries: number; bufferBytes: number; pollIntervalNs: number };
+  /** SNP guests KVM launches once the firmware is initialised, and their memory in pages. */
+  snpGuests?: { count: number; pages: number };
 }
 
 export type BootOutcome = { ok: true } | { ok: false; reason: string };
@@ -80,6 +83,7 @@ export class FirstKernel {
   sme: SmeDecision = { active: false, mask: 0n, cbit: 0, reason: 'not decided yet' };
   /** SEV-SNP host state (inactive unless the profile, the CPU and the BIOS allow it). */
   snp: SnpHostState = { active: false, skippedEnable: false, firmwareInitialized: false };
+  snpGuests: SnpGuest[] = [];
   /** Ranges this kernel maps decrypted under SME. */
   readonly decrypted: Range[] = [];
   /** Physical memory as this kernel sees it (through its encryption view). */
@@ -163,6 +167,7 @@ export class FirstKernel {
     clock.advance(100 * NS_PER_MS);
     snpRmptableInit(this, this.snp);
     ccpSnpInit(this, this.snp);
+    this.snpGuests = launchSnpGuests(this, this.snp, this.config.snpGuests?.count ?? 0, this.config.snpGuests?.pages ?? 0);
     clock.advance(500 * NS_PER_MS);
     for (const nic of m.nics) {
       const drv = new RxNicDriver(this, nic);

@@ -73,6 +73,7 @@ export function firstKernelConfig(s: Scenario, seed: number): FirstKernelConfig 
     cmdline: applyCmdlineFaults(cmdline, s.faults),
     seed,
     nic: { ringEntries: nic?.ringEntries ?? 256, bufferBytes: 2048, pollIntervalNs: NAPI_POLL_NS },
+    ...(s.machine.cpu.snp === undefined ? {} : { snpGuests: { count: s.machine.cpu.snp.guests, pages: s.machine.cpu.snp.guestPages } }),
   };
 }
 

@@ -7,14 +7,21 @@ import type { Machine } from '../../src/platform/machine.js';
 import { MSR_AMD64_SYSCFG, SYSCFG_SNP_EN, MSR_AMD64_RMP_BASE } from '../../src/platform/cpu/msr.js';
 import { rmpEntryAddress, readRmpEntry, decodeRmpEntry } from '../../src/platform/snp/rmp.js';
 import type { Scenario } from '../../src/scenario/schema.js';
+import type { FirstKernel } from '../../src/kernel/first-kernel.js';
+import { writeVirt } from '../../src/kernel/virtual-access.js';
+import { PAGE_OFFSET } from '../../src/kernel/layout.js';
+import { PF_RMP } from '../../src/platform/cpu/paging.js';
+import { pspCommand } from '../../src/kernel/snp-host.js';
+import { SEV_CMD_SHUTDOWN, SEV_CMD_SNP_SHUTDOWN_EX, SEV_RET_DFFLUSH_REQUIRED } from '../../src/platform/psp/sev-codes.js';
 
 function run(file: string, tweak: (s: Scenario) => void = () => {}) {
   const s = loadScenarioFile(`scenarios/${file}`);
   s.workload.pages = 1000;
   tweak(s);
   let m: Machine | undefined;
-  const r = runScenario(s, { onMachine: (mm) => { m = mm; } });
-  return { r, m: m! };
+  let k: FirstKernel | undefined;
+  const r = runScenario(s, { onMachine: (mm, kk) => { m = mm; k = kk; } });
+  return { r, m: m!, k: k! };
 }
 
 describe('SNP host initialisation', () => {
@@ -70,6 +77,43 @@ describe('SNP host initialisation', () => {
   });
 });
 
+describe('SNP guests on the host', () => {
+  const { m, k } = run('snp-host-boot.yaml');
+  const g = k.snpGuests[0]!;
+
+  it('the guest pages are assigned to the guest ASID in the RMP', () => {
+    expect(k.snpGuests).toHaveLength(2);
+    const e = readRmpEntry(m.mc, m.rmp!, g.memory / 4096 + 3);
+    expect(e).toMatchObject({ assigned: true, asid: g.asid, gpa: 3 * 4096 });
+  });
+
+  it('a hypervisor write to a guest page faults with the RMP bit in the #PF error code and does not land', () => {
+    const before = new Uint8Array(32);
+    m.mc.read(g.memory, before);
+    const w = writeVirt(m.mc, m.bsp, PAGE_OFFSET + BigInt(g.memory), new Uint8Array(32).fill(0x77));
+    expect(w.ok).toBe(false);
+    if (!w.ok) expect((w.fault.errorCode & PF_RMP) >>> 0).toBe(PF_RMP);
+    const after = new Uint8Array(32);
+    m.mc.read(g.memory, after);
+    expect(Buffer.compare(before, after)).toBe(0);
+    expect(m.trace.find('rmp-violation').length).toBeGreaterThan(0);
+  });
+
+  it('a DMA write into guest memory is blocked', () => {
+    expect(m.dma.write('00:03.0', g.memory + 4096, new Uint8Array(64)).ok).toBe(false);
+  });
+
+  it('SNP_SHUTDOWN_EX with guests still running returns DFFLUSH_REQUIRED (after the legacy SHUTDOWN the driver issues first)', () => {
+    const buf = k.allocPage();
+    expect(pspCommand(k, m.bsp, SEV_CMD_SHUTDOWN, buf)).toBe(0);
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setUint32(0, 8, true);
+    new DataView(b.buffer).setUint32(4, 1, true); // iommu_snp_shutdown
+    k.mem.write(buf, b);
+    expect(pspCommand(k, m.bsp, SEV_CMD_SNP_SHUTDOWN_EX, buf)).toBe(SEV_RET_DFFLUSH_REQUIRED);
+  });
+});
+
 describe('SNP refused', () => {
   it('an RMP that does not cover all memory: the kernel says so and never sets SNP_EN', () => {
     const { r, m } = run('snp-rmp-too-small.yaml');
@@ -86,7 +130,7 @@ describe('SNP refused', () => {
 
   it('firmware older than 1.51 rejects SNP_INIT_EX with the code the kernel logs', () => {
     const { r } = run('snp-host-boot.yaml', (s) => {
-      s.machine.cpu.snp = { firmware: '1.49', rmp: 'reserved' };
+      s.machine.cpu.snp = { firmware: '1.49', rmp: 'reserved', guests: 0, guestPages: 256 };
       delete s.expect;
     });
     expect(r.logs.firstKernel).toContainEqual(expect.stringContaining('ccp 0000:23:00.1: SEV-SNP: failed to INIT rc -5, error 0x11'));
