@@ -12,6 +12,8 @@ import { renderRunText } from '../report/text.js';
 import { runDemo } from './demo.js';
 import { openInput, vmcoreInfo, vmcoreRead, vmcoreVerify } from './vmcore-commands.js';
 import { convertVmcore } from '../dump/convert.js';
+import { isFlattenedSignature, unflattenFile } from '../dump/flattened.js';
+import { closeSync, openSync, readSync, rmSync } from 'node:fs';
 import { progressBar } from './progress.js';
 import { scenarioJsonSchema } from '../scenario/schema.js';
 import { replayInput } from '../scenario/replay.js';
@@ -19,6 +21,22 @@ import { readText } from '../scenario/load.js';
 import { registerMatrixCommands } from './matrix-command.js';
 
 
+
+function isFlattenedFile(file: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return false; // openInput reports the problem
+  }
+  try {
+    const head = new Uint8Array(16);
+    const n = readSync(fd, head, 0, 16, 0);
+    return isFlattenedSignature(head.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+}
 
 function parseFormat(v: string): 'elf' | 'kdump' {
   if (v !== 'elf' && v !== 'kdump') throw new UsageError(`Cannot use --format "${v}": expected elf or kdump`);
@@ -110,13 +128,19 @@ export function buildProgram(): Command {
     .option('--hex', 'print a hex dump instead of raw bytes')
     .action((file, o) => out(vmcoreRead(file, o.phys, o.size, o.hex === true)));
   vm.command('convert')
-    .description('convert a vmcore (ELF or kdump-compressed) to ELF or kdump-compressed (zlib)')
+    .description('convert a vmcore (ELF, kdump-compressed, or makedumpfile\'s flattened stream) to ELF or kdump-compressed (zlib)')
     .argument('<in>')
     .argument('<out>')
     .requiredOption('--format <format>', 'output format: elf or kdump', parseFormat)
     .addHelpText('after', '\nPages are read in bulk and written sparse (ELF) or compressed with zero pages shared (kdump);\nthe output appears only when complete.\n\nExample:\n  kdumpsim vmcore convert vmcore vmcore.kdump --format kdump')
     .action((input, output, o) => {
-      const r = openInput(input);
+      // A flattened stream is rearranged into a regular file first (what makedumpfile -R does).
+      let regular = input;
+      if (isFlattenedFile(input)) {
+        regular = `${output}.unflattened.tmp`;
+        unflattenFile(input, regular);
+      }
+      const r = openInput(regular);
       const bar = progressBar('converting');
       try {
         const res = convertVmcore(r, output, o.format, (d, t) => bar.update(d, t));
@@ -125,6 +149,7 @@ export function buildProgram(): Command {
       } finally {
         bar.done();
         r.close();
+        if (regular !== input) rmSync(regular, { force: true });
       }
     });
   vm.command('verify')

@@ -12,3 +12,4 @@ export * from './kdump-compressed.js';
 export * from './kdump-compressed-writer.js';
 export * from './kdump-compressed-reader.js';
 export * from './convert.js';
+export * from './flattened.js';

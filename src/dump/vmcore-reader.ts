@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import { VmcoreFormatError } from '../util/errors.js';
 import type { ElfNote } from './elf-note.js';
 import { ElfVmcoreReader } from './elf-vmcore-reader.js';
+import { isFlattenedSignature } from './flattened.js';
 import { KdumpCompressedReader } from './kdump-compressed-reader.js';
 import type { PrStatus } from './prstatus.js';
 import type { VmcoreInfo } from './vmcoreinfo.js';
@@ -63,6 +64,13 @@ export function openVmcore(path: string): VmcoreReader {
   }
   if (head.length >= 8 && Buffer.from(head.subarray(0, 8)).toString('latin1') === 'KDUMP   ') {
     return new KdumpCompressedReader(path);
+  }
+  if (isFlattenedSignature(head)) {
+    throw new VmcoreFormatError(
+      `Cannot open vmcore "${path}": it is in makedumpfile's flattened format (makedumpfile -F); ` +
+        `rearrange it first with \`kdumpsim vmcore convert ${path} OUT --format kdump\` or \`makedumpfile -R OUT < ${path}\``,
+      { file: path, offset: 0, field: 'magic' },
+    );
   }
   if (head.length === 0) {
     throw new VmcoreFormatError(`Cannot open vmcore "${path}": the file is empty`, { file: path, offset: 0 });
