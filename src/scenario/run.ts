@@ -121,6 +121,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
   const complete = report.pagesMissing === 0 && report.pagesWrong === 0 && report.pagesCiphertext === 0;
   chainExtra.push(`oracle: ${report.pagesCorrect} of ${report.pagesExpected} pages correct` +
     `${report.pagesChangedAfterPanic ? ` (${report.pagesChangedAfterPanic} changed by legitimate DMA after the panic)` : ''}` +
+    `${report.pagesCiphertext ? `, ${report.pagesCiphertext} captured as ciphertext` : ''}` +
     `${report.pagesWrong ? `, ${report.pagesWrong} wrong` : ''}${report.pagesMissing ? `, ${report.pagesMissing} missing` : ''}`);
   return finish(complete ? 'dump-complete' : 'dump-partial', report, load.image);
 }
