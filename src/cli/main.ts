@@ -12,6 +12,7 @@ import { renderRunText } from '../report/text.js';
 import { runDemo } from './demo.js';
 import { openInput, vmcoreInfo, vmcoreRead, vmcoreVerify } from './vmcore-commands.js';
 import { convertVmcore } from '../dump/convert.js';
+import { CODECS, isCodec, requireCodec, type Codec } from '../dump/codecs.js';
 import { isFlattenedSignature, unflattenFile } from '../dump/flattened.js';
 import { closeSync, openSync, readSync, rmSync } from 'node:fs';
 import { progressBar } from './progress.js';
@@ -41,6 +42,16 @@ function isFlattenedFile(file: string): boolean {
 function parseFormat(v: string): 'elf' | 'kdump' {
   if (v !== 'elf' && v !== 'kdump') throw new UsageError(`Cannot use --format "${v}": expected elf or kdump`);
   return v;
+}
+
+function parseCompress(v: string): Codec {
+  if (!isCodec(v)) throw new UsageError(`Cannot use --compress "${v}": expected ${CODECS.join(', ')}`);
+  requireCodec(v); // a missing codec package is reported now, naming the package
+  return v;
+}
+
+function compressOnlyForKdump(format: 'elf' | 'kdump' | undefined, compress: Codec | undefined): void {
+  if (compress !== undefined && format !== 'kdump') throw new UsageError(`Cannot use --compress ${compress}: it applies to --format kdump only`);
 }
 
 function parseSeed(v: string): number {
@@ -75,7 +86,8 @@ export function buildProgram(): Command {
     .argument('[scenario]', 'scenario YAML file (see scenarios/ and schema/scenario.schema.json)')
     .option('--json', 'print the RunResult as JSON on stdout')
     .option('--vmcore <path>', 'save the capture kernel\'s vmcore here')
-    .option('--format <format>', 'vmcore format: elf (as /proc/vmcore) or kdump (kdump-compressed, zlib, as makedumpfile -c -d 1)', parseFormat)
+    .option('--format <format>', 'vmcore format: elf (as /proc/vmcore) or kdump (kdump-compressed, as makedumpfile -c -d 1)', parseFormat)
+    .option('--compress <codec>', 'with --format kdump: page codec zlib (default, -c), lzo (-l), snappy (-p), zstd (-z) or none', parseCompress)
     .option('--truth <path>', 'write the ground-truth manifest here, for `kdumpsim vmcore verify`')
     .option('--seed <n>', 'override the scenario\'s seed', parseSeed)
     .option('--replay <result.json>', 're-run what a saved run (run --json) or matrix cell (matrix --json, with --cell) did')
@@ -89,6 +101,7 @@ export function buildProgram(): Command {
     .action((file, o) => {
       if ((file === undefined) === (o.replay === undefined)) throw new UsageError('Cannot run: give either a scenario file or --replay RESULT.json');
       if (o.cell !== undefined && o.replay === undefined) throw new UsageError('Cannot run: --cell goes with --replay');
+      compressOnlyForKdump(o.format, o.compress);
       const replay = o.replay === undefined ? undefined : replayInput(parseJsonFile(o.replay), o.replay, o.cell);
       const s = replay?.scenario ?? loadScenarioFile(file!);
       const seed = o.seed ?? replay?.seed;
@@ -97,6 +110,7 @@ export function buildProgram(): Command {
         ...(seed === undefined ? {} : { seed }),
         ...(o.vmcore === undefined ? {} : { vmcorePath: o.vmcore }),
         ...(o.format === undefined ? {} : { vmcoreFormat: o.format }),
+        ...(o.compress === undefined ? {} : { vmcoreCompression: o.compress }),
         ...(o.truth === undefined ? {} : { truthPath: o.truth }),
         ...(bar === undefined ? {} : { onProgress: (d: number, t: number) => bar.update(d, t) }),
       });
@@ -128,12 +142,14 @@ export function buildProgram(): Command {
     .option('--hex', 'print a hex dump instead of raw bytes')
     .action((file, o) => out(vmcoreRead(file, o.phys, o.size, o.hex === true)));
   vm.command('convert')
-    .description('convert a vmcore (ELF, kdump-compressed, or makedumpfile\'s flattened stream) to ELF or kdump-compressed (zlib)')
+    .description('convert a vmcore (ELF, kdump-compressed, or makedumpfile\'s flattened stream) to ELF or kdump-compressed (zlib, lzo, snappy, zstd or none)')
     .argument('<in>')
     .argument('<out>')
     .requiredOption('--format <format>', 'output format: elf or kdump', parseFormat)
-    .addHelpText('after', '\nPages are read in bulk and written sparse (ELF) or compressed with zero pages shared (kdump);\nthe output appears only when complete.\n\nExample:\n  kdumpsim vmcore convert vmcore vmcore.kdump --format kdump')
+    .option('--compress <codec>', 'with --format kdump: page codec zlib (default), lzo, snappy, zstd or none', parseCompress)
+    .addHelpText('after', '\nPages are read in bulk and written sparse (ELF) or compressed with zero pages shared (kdump);\nthe output appears only when complete.\n\nExample:\n  kdumpsim vmcore convert vmcore vmcore.kdump --format kdump --compress lzo')
     .action((input, output, o) => {
+      compressOnlyForKdump(o.format, o.compress);
       // A flattened stream is rearranged into a regular file first (what makedumpfile -R does).
       let regular = input;
       if (isFlattenedFile(input)) {
@@ -143,7 +159,7 @@ export function buildProgram(): Command {
       const r = openInput(regular);
       const bar = progressBar('converting');
       try {
-        const res = convertVmcore(r, output, o.format, (d, t) => bar.update(d, t));
+        const res = convertVmcore(r, output, o.format, (d, t) => bar.update(d, t), o.compress);
         bar.done();
         out(`${output}: ${res.format === 'kdump' ? 'kdump-compressed' : 'ELF'}, ${res.pages} pages, ${res.fileSize} bytes\n`);
       } finally {

@@ -3,6 +3,7 @@
 // kdump-compressed file. Pages are read in bulk and written sparse or
 // compressed; memory stays bounded whatever the dump's size.
 
+import type { Codec } from './codecs.js';
 import { encodeNotes } from './elf-note.js';
 import { writeElfVmcore } from './elf-vmcore-writer.js';
 import { writeKdumpCompressed } from './kdump-compressed-writer.js';
@@ -52,7 +53,10 @@ export interface ConvertResult {
   pages: number;
 }
 
-export function convertVmcore(reader: VmcoreReader, out: string, format: 'elf' | 'kdump', onProgress?: (done: number, total: number) => void): ConvertResult {
+/** compression: the kdump output's page codec (default zlib); ignored for ELF. */
+export function convertVmcore(
+  reader: VmcoreReader, out: string, format: 'elf' | 'kdump', onProgress?: (done: number, total: number) => void, compression: Codec = 'zlib',
+): ConvertResult {
   const source = new ReaderPageSource(reader);
   const ranges = reader.physRanges().map((r) => ({ startPfn: Math.floor(r.start / 4096), endPfn: Math.ceil(r.end / 4096) }));
   const pages = ranges.reduce((n, r) => n + (r.endPfn - r.startPfn), 0);
@@ -73,7 +77,7 @@ export function convertVmcore(reader: VmcoreReader, out: string, format: 'elf' |
     notes,
     release: reader.vmcoreinfo?.get('OSRELEASE') ?? '',
     nrCpus: Math.max(1, reader.prstatus.length),
-    compression: 'zlib',
+    compression,
     ...(onProgress === undefined ? {} : { onProgress }),
   });
   return { format, fileSize: r.fileSize, pages };

@@ -5,13 +5,13 @@
 // naming the file, offset and field.
 
 import * as fs from 'node:fs';
-import * as zlib from 'node:zlib';
 import { VmcoreFormatError } from '../util/errors.js';
 import { hex } from '../util/hex.js';
+import { CodecUnavailableError, codecForFlag } from './codecs.js';
 import { CORE_NOTE_NAME, NT_PRSTATUS, NT_VMCOREINFO, VMCOREINFO_NOTE_NAME, decodeNotesAt, type ElfNote, type LocatedNote } from './elf-note.js';
 import {
   BitmapRank, DH_BITMAP_BLOCKS, DH_BLOCK_SIZE, DH_HEADER_VERSION, DH_MAX_MAPNR, DH_NR_CPUS, DH_SIZE, DH_STATUS,
-  DH_SUB_HDR_SIZE, DH_UTSNAME, DUMP_DH_COMPRESSED_INCOMPLETE, DUMP_DH_COMPRESSED_ZLIB, DUMP_DH_COMPRESSION_MASK,
+  DH_SUB_HDR_SIZE, DH_UTSNAME, DUMP_DH_COMPRESSED_INCOMPLETE, DUMP_DH_COMPRESSION_MASK,
   KDUMP_SIGNATURE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, PD_SIZE, SH_DUMP_LEVEL, SH_MAX_MAPNR_64, SH_OFFSET_NOTE,
   SH_OFFSET_VMCOREINFO, SH_PHYS_BASE, SH_SIZE, SH_SIZE_NOTE, SH_SIZE_VMCOREINFO, SH_SPLIT, UTS_FIELD_LEN, UTS_MACHINE,
   UTS_RELEASE, bitmapBlocksFor, bitmapTest, compressionName,
@@ -210,24 +210,23 @@ export class KdumpCompressedReader implements VmcoreReader {
       this.#readInto(page, off, `the data of frame ${hex(pfn)}`);
       return 'present';
     }
-    if (flags !== DUMP_DH_COMPRESSED_ZLIB) {
+    const codec = codecForFlag(flags);
+    if (codec === undefined || codec.flag === 0) {
       throw this.#error(
-        `Cannot read frame ${hex(pfn)} of "${this.file}": ${where} uses compression ${compressionName(flags)}, only zlib is supported`,
+        `Cannot read frame ${hex(pfn)} of "${this.file}": ${where} has flags 0x${flags.toString(16)} (${compressionName(flags)}), not zlib, lzo, snappy or zstd`,
         dOff + 12, 'page_desc.flags',
       );
     }
     const comp = this.#readAt(off, size, `the compressed data of frame ${hex(pfn)}`);
-    let out: Buffer;
+    let out: Uint8Array;
     try {
-      out = zlib.inflateSync(comp, { maxOutputLength: ps });
+      out = codec.decompress(comp, ps);
     } catch (e) {
+      if (e instanceof CodecUnavailableError) throw e; // not a format problem: names the package to install
       throw this.#error(
-        `Cannot read frame ${hex(pfn)} of "${this.file}": zlib data at ${hex(off)} (${size} bytes) does not decompress to a page: ${(e as Error).message}`,
+        `Cannot read frame ${hex(pfn)} of "${this.file}": ${codec.name} data at ${hex(off)} (${size} bytes) does not decompress to a page: ${(e as Error).message}`,
         off, 'page data',
       );
-    }
-    if (out.length !== ps) {
-      throw this.#error(`Cannot read frame ${hex(pfn)} of "${this.file}": zlib data at ${hex(off)} decompresses to ${out.length} bytes, expected ${ps}`, off, 'page data');
     }
     page.set(out);
     return 'present';

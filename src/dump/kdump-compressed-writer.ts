@@ -1,17 +1,18 @@
 // Writes a kdump-compressed ("KDUMP   ") vmcore the way makedumpfile -c -d 1
 // does: both bitmaps, one descriptor per dumped page, zero pages pointing at
-// one shared zero page written first in the data area, each other page zlib
-// compressed (compress2 format, level 1) unless that does not shrink it.
+// one shared zero page written first in the data area, each other page
+// compressed with the chosen codec (codecs.ts: zlib as compress2 level 1,
+// lzo, snappy or zstd as makedumpfile -l/-p/-z) unless that does not shrink it.
 // Page data is streamed through a bounded buffer; descriptors are written in
 // batches at their computed offsets.
 
 import * as fs from 'node:fs';
-import * as zlib from 'node:zlib';
 import { hex } from '../util/hex.js';
+import { requireCodec, type Codec } from './codecs.js';
 import { NT_VMCOREINFO, VMCOREINFO_NOTE_NAME, decodeNotesAt, encodeNotes } from './elf-note.js';
 import {
   DH_BITMAP_BLOCKS, DH_BLOCK_SIZE, DH_HEADER_VERSION, DH_MAX_MAPNR, DH_NR_CPUS, DH_SIZE, DH_STATUS, DH_SUB_HDR_SIZE,
-  DH_TIMESTAMP_SEC, DH_UTSNAME, DL_EXCLUDE_ZERO, DUMP_DH_COMPRESSED_ZLIB, KDUMP_HEADER_VERSION, KDUMP_SIGNATURE,
+  DH_TIMESTAMP_SEC, DH_UTSNAME, DL_EXCLUDE_ZERO, KDUMP_HEADER_VERSION, KDUMP_SIGNATURE,
   PD_SIZE, SH_DUMP_LEVEL, SH_MAX_MAPNR_64, SH_OFFSET_NOTE, SH_OFFSET_VMCOREINFO, SH_PHYS_BASE, SH_SIZE, SH_SIZE_NOTE,
   SH_SIZE_VMCOREINFO, UTS_DOMAINNAME, UTS_FIELD_LEN, UTS_MACHINE, UTS_NODENAME, UTS_RELEASE, UTS_SYSNAME, UTS_VERSION, bitmapBlocksFor, bitmapClear, bitmapSet,
 } from './kdump-compressed.js';
@@ -44,7 +45,8 @@ export interface KdumpCompressedSpec {
   version?: string;
   nodename?: string;
   nrCpus: number;
-  compression: 'zlib' | 'none';
+  /** Page codec (makedumpfile -c zlib, -l lzo, -p snappy, -z zstd); pages that do not shrink are stored raw. */
+  compression: Codec;
   /** Clear all-zero pages from the 2nd bitmap (they read as excluded) instead of sharing one zero page. */
   excludeZero?: boolean;
   /** Called as pages are written. */
@@ -127,6 +129,7 @@ function prepareNotes(path: string, spec: KdumpCompressedSpec): { notes: Uint8Ar
 
 export function writeKdumpCompressed(path: string, spec: KdumpCompressedSpec): KdumpCompressedWriteResult {
   const bs = PAGE_SIZE;
+  const codec = requireCodec(spec.compression); // fail before creating any file when the package is missing
   const ranges = checkRanges(path, spec);
   const { notes, vmciOffset, vmciSize, info } = prepareNotes(path, spec);
   const maxPfn = spec.maxPfn;
@@ -182,7 +185,7 @@ export function writeKdumpCompressed(path: string, spec: KdumpCompressedSpec): K
     putString(head, DH_UTSNAME + UTS_DOMAINNAME * UTS_FIELD_LEN, '(none)', UTS_FIELD_LEN);
     putString(head, DH_UTSNAME + UTS_MACHINE * UTS_FIELD_LEN, 'x86_64', UTS_FIELD_LEN);
     hv.setBigInt64(DH_TIMESTAMP_SEC, info?.crashTime ?? 0n, true);
-    hv.setUint32(DH_STATUS, spec.compression === 'zlib' ? DUMP_DH_COMPRESSED_ZLIB : 0, true);
+    hv.setUint32(DH_STATUS, codec.flag, true);
     hv.setInt32(DH_BLOCK_SIZE, bs, true);
     hv.setInt32(DH_SUB_HDR_SIZE, subHdrSize, true);
     hv.setUint32(DH_BITMAP_BLOCKS, 2 * bitmapBlocks, true);
@@ -266,10 +269,10 @@ export function writeKdumpCompressed(path: string, spec: KdumpCompressedSpec): K
           zeroRun(pfn, pfn + 1);
           continue;
         }
-        if (spec.compression === 'zlib') {
-          const c = zlib.deflateSync(page, { level: 1 });
+        if (codec.flag !== 0) {
+          const c = codec.compress(page);
           if (c.length < PAGE_SIZE) {
-            addDesc(addData(c), c.length, DUMP_DH_COMPRESSED_ZLIB);
+            addDesc(addData(c), c.length, codec.flag);
             stats.compressedPages++;
             stats.compressedBytes += c.length;
             continue;

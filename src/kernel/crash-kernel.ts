@@ -28,6 +28,7 @@ import { decodeBootParams, BOOT_PARAMS_SIZE } from './boot-params.js';
 import { e820Line } from './first-kernel.js';
 import { PAGE_OFFSET, START_KERNEL_MAP, alignDown, alignUp } from './layout.js';
 import { ProcVmcore, type OldMemoryMapping } from './proc-vmcore.js';
+import type { Codec } from '../dump/codecs.js';
 
 export interface CaptureEnvironment {
   /** Where the kdump service saves the vmcore; without a path it reads /proc/vmcore through and keeps nothing. */
@@ -37,6 +38,8 @@ export interface CaptureEnvironment {
    * kdump-compressed file (makedumpfile -c -d 1: zlib, zero pages shared).
    */
   vmcoreFormat?: 'elf' | 'kdump';
+  /** Page codec of the kdump-compressed file (default zlib; makedumpfile -c/-l/-p/-z). */
+  vmcoreCompression?: Codec;
   /** Memory the capture kernel and its initramfs need to run the dump, bytes. */
   minMemory: number;
   onBoot?: (ck: CrashKernel) => void;
@@ -291,7 +294,7 @@ export class CrashKernel {
       notes: vmcore.notes,
       release,
       nrCpus: notes.filter((n) => n.name === 'CORE' && n.type === 1).length,
-      compression: 'zlib',
+      compression: this.env.vmcoreCompression ?? 'zlib',
       ...(this.env.onProgress === undefined ? {} : { onProgress: (d: number, t: number) => this.env.onProgress!(d * 4096, t * 4096) }),
     });
     return { path, format: 'kdump', size: r.fileSize, bytesWritten: r.fileSize };

@@ -18,6 +18,7 @@ import { applyBootFaults, armDmaFaults } from './faults.js';
 import { checkExpectation } from './expect.js';
 import type { Scenario, Verdict } from './schema.js';
 import type { OracleReport, RunResult } from './result.js';
+import type { Codec } from '../dump/codecs.js';
 
 export interface RunOptions {
   /** Overrides the scenario's seed. */
@@ -26,6 +27,8 @@ export interface RunOptions {
   vmcorePath?: string;
   /** ELF (as /proc/vmcore, the default) or kdump-compressed (as makedumpfile -c -d 1). */
   vmcoreFormat?: 'elf' | 'kdump';
+  /** Page codec of a kdump-compressed vmcore (default zlib). */
+  vmcoreCompression?: Codec;
   /** Write the truth manifest here. */
   truthPath?: string;
   onProgress?: (done: number, total: number) => void;
@@ -76,6 +79,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     env: {
       ...(opts.vmcorePath === undefined ? {} : { vmcorePath: opts.vmcorePath }),
       ...(opts.vmcoreFormat === undefined ? {} : { vmcoreFormat: opts.vmcoreFormat }),
+      ...(opts.vmcoreCompression === undefined ? {} : { vmcoreCompression: opts.vmcoreCompression }),
       ...(opts.onProgress === undefined ? {} : { onProgress: opts.onProgress }),
       minMemory: size(s.crashKernel.minMemory, 'crashKernel.minMemory'),
       onPageServed: oracle.onPageServed,

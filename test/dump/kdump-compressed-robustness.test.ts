@@ -197,7 +197,9 @@ describe('kdump-compressed reader on damaged files', () => {
     readFails(with32(good, descOff + 8, 0), 0x10, 'page_desc.size');
     readFails(with32(good, descOff + 8, 100), 0x10, 'page data'); // truncated zlib stream
     readFails(with32(good, descOff + 2 * PD_SIZE + 8, 100), 0x12, 'page_desc.size'); // raw but short
-    readFails(with32(good, descOff + 12, 0x2), 0x10, 'page_desc.flags'); // LZO
+    readFails(with32(good, descOff + 12, 0x8), 0x10, 'page_desc.flags'); // not a codec bit
+    readFails(with32(good, descOff + 12, 0x3), 0x10, 'page_desc.flags'); // two codec bits
+    for (const flag of [0x2, 0x4, 0x20]) readFails(with32(good, descOff + 12, flag), 0x10, 'page data'); // zlib bytes called lzo, snappy, zstd
     readFails(with32(good, descOff + 2 * PD_SIZE + 12, 0x1), 0x12, 'page data'); // raw bytes called zlib
   });
 
