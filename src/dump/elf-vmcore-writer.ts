@@ -5,6 +5,7 @@
 // the machine touched, not what it has.
 
 import * as fs from 'node:fs';
+import { withPartFile } from './part-file.js';
 import { hex } from '../util/hex.js';
 import { EHDR_SIZE, PF_R, PF_W, PF_X, PHDR_SIZE, PN_XNUM, PT_LOAD, PT_NOTE, encodeElfHeader, encodeProgramHeader } from './elf.js';
 import { PAGE_SIZE, type PageSource } from './page-source.js';
@@ -136,10 +137,7 @@ export function writeElfVmcore(path: string, spec: ElfVmcoreSpec): ElfVmcoreWrit
   const layout = layoutElfVmcore(spec.notes.length, spec.loads);
   const headers = encodeHeaders(spec, layout);
   const total = spec.loads.reduce((s, l) => s + l.memsz, 0);
-  const part = path + '.part';
-  const fd = fs.openSync(part, 'w');
-  let closed = false;
-  try {
+  return withPartFile(path, (fd) => {
     let bytesWritten = 0;
     let pagesWritten = 0;
     writeAll(fd, headers, 0);
@@ -191,23 +189,6 @@ export function writeElfVmcore(path: string, spec: ElfVmcoreSpec): ElfVmcoreWrit
     });
 
     fs.ftruncateSync(fd, layout.fileSize);
-    fs.closeSync(fd);
-    closed = true;
-    fs.renameSync(part, path);
     return { bytesWritten, fileSize: layout.fileSize, pagesWritten };
-  } catch (e) {
-    if (!closed) {
-      try {
-        fs.closeSync(fd);
-      } catch {
-        // already failing; the original error matters more
-      }
-    }
-    try {
-      fs.unlinkSync(part);
-    } catch {
-      // nothing to clean up
-    }
-    throw e;
-  }
+  });
 }

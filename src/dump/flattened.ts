@@ -8,6 +8,7 @@
 // write to `out + '.part'`, renamed into place only when complete.
 
 import * as fs from 'node:fs';
+import { withPartFile } from './part-file.js';
 import { VmcoreFormatError } from '../util/errors.js';
 
 /** "makedumpfile" followed by 4 NUL bytes: the 16-byte signature field. */
@@ -71,22 +72,6 @@ function writeAll(fd: number, buf: Uint8Array, position: number | null): void {
 function isZero(b: Uint8Array): boolean {
   for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
   return true;
-}
-
-/** Runs `body` on a fresh `out.part`, renaming it to `out` on success and removing it on failure. */
-function withPartFile<T>(outPath: string, body: (fd: number) => T): T {
-  const part = `${outPath}.part`;
-  const fd = fs.openSync(part, 'w');
-  let ok = false;
-  try {
-    const r = body(fd);
-    ok = true;
-    return r;
-  } finally {
-    fs.closeSync(fd);
-    if (ok) fs.renameSync(part, outPath);
-    else fs.rmSync(part, { force: true });
-  }
 }
 
 function flatHeader(): Uint8Array {

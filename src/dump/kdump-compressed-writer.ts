@@ -7,6 +7,7 @@
 // batches at their computed offsets.
 
 import * as fs from 'node:fs';
+import { withPartFile } from './part-file.js';
 import { hex } from '../util/hex.js';
 import { requireCodec, type Codec } from './codecs.js';
 import { NT_VMCOREINFO, VMCOREINFO_NOTE_NAME, decodeNotesAt, encodeNotes } from './elf-note.js';
@@ -169,10 +170,7 @@ export function writeKdumpCompressed(path: string, spec: KdumpCompressedSpec): K
 
   const dataStart = descOff + PD_SIZE * numDumpable;
   const zeroPageOffset = dataStart;
-  const part = path + '.part';
-  const fd = fs.openSync(part, 'w');
-  let closed = false;
-  try {
+  return withPartFile(path, (fd) => {
     // Headers.
     const head = new Uint8Array(DH_SIZE);
     const hv = new DataView(head.buffer);
@@ -292,26 +290,9 @@ export function writeKdumpCompressed(path: string, spec: KdumpCompressedSpec): K
     }
     const fileSize = dataFileOff;
     fs.ftruncateSync(fd, fileSize);
-    fs.closeSync(fd);
-    closed = true;
-    fs.renameSync(part, path);
     stats.fileSize = fileSize;
     return stats;
-  } catch (e) {
-    if (!closed) {
-      try {
-        fs.closeSync(fd);
-      } catch {
-        // already failing
-      }
-    }
-    try {
-      fs.unlinkSync(part);
-    } catch {
-      // nothing to clean up
-    }
-    throw e;
-  }
+  });
 }
 
 function checkPfn(path: string, pfn: number, next: number, end: number): void {
