@@ -11,9 +11,9 @@ import { codecAvailable, type Codec } from '../../src/dump/codecs.js';
 import { encodeNotes } from '../../src/dump/elf-note.js';
 import { KdumpCompressedReader } from '../../src/dump/kdump-compressed-reader.js';
 import { writeKdumpCompressed, type KdumpCompressedWriteResult, type PfnRange } from '../../src/dump/kdump-compressed-writer.js';
-import type { PageSource } from '../../src/dump/page-source.js';
+import { ReaderPageSource } from '../../src/dump/convert.js';
 import { verifyVmcore } from '../../src/dump/verify.js';
-import { openVmcore, type VmcoreReader } from '../../src/dump/vmcore-reader.js';
+import { openVmcore } from '../../src/dump/vmcore-reader.js';
 import {
   makeDump, manifestCounts, probeCommand, probePythonModules, removeDump, requireTool, run, runPythonJson,
   type InteropDump, type KdumpfileReport,
@@ -21,19 +21,6 @@ import {
 
 const haveKdumpfile = requireTool('libkdumpfile (python module kdumpfile)', 'python3-libkdumpfile', () => probePythonModules('kdumpfile', 'addrxlat'));
 const haveMakedumpfile = requireTool('makedumpfile', 'makedumpfile', () => probeCommand('makedumpfile', ['-v']));
-
-class VmcorePageSource implements PageSource {
-  readonly #r: VmcoreReader;
-  constructor(r: VmcoreReader) {
-    this.#r = r;
-  }
-  *presentFrames(startPfn: number, endPfn: number): Iterable<number> {
-    for (let p = startPfn; p < endPfn; p++) yield p;
-  }
-  readFrame(pfn: number, dst: Uint8Array): void {
-    this.#r.readPage(pfn, dst);
-  }
-}
 
 let dump: InteropDump | undefined;
 const ours = new Map<Codec, { file: string; stats: KdumpCompressedWriteResult }>();
@@ -80,7 +67,7 @@ describe.skipIf(!haveKdumpfile && !haveMakedumpfile)('kdump-compressed codecs wi
       for (const compression of CODECS) {
         const file = path.join(dump.dir, `ours.${compression}`);
         const stats = writeKdumpCompressed(file, {
-          source: new VmcorePageSource(elf), maxPfn, ranges, notes: encodeNotes(elf.notes), ...(vmci === undefined ? {} : { vmcoreinfo: vmci }),
+          source: new ReaderPageSource(elf), maxPfn, ranges, notes: encodeNotes(elf.notes), ...(vmci === undefined ? {} : { vmcoreinfo: vmci }),
           release: dump.release, nrCpus: elf.prstatus.length, compression,
         });
         ours.set(compression, { file, stats });

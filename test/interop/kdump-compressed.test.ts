@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeNotes } from '../../src/dump/elf-note.js';
 import { KdumpCompressedReader } from '../../src/dump/kdump-compressed-reader.js';
 import { writeKdumpCompressed, type KdumpCompressedWriteResult, type PfnRange } from '../../src/dump/kdump-compressed-writer.js';
-import type { PageSource } from '../../src/dump/page-source.js';
-import { openVmcore, type VmcoreReader } from '../../src/dump/vmcore-reader.js';
+import { ReaderPageSource } from '../../src/dump/convert.js';
+import { openVmcore } from '../../src/dump/vmcore-reader.js';
 import {
   makeDump, manifestCounts, probeCommand, probePythonModules, removeDump, requireTool, run, runPythonJson,
   type InteropDump, type KdumpfileReport,
@@ -17,20 +17,6 @@ import {
 
 const haveKdumpfile = requireTool('libkdumpfile (python module kdumpfile)', 'python3-libkdumpfile', () => probePythonModules('kdumpfile', 'addrxlat'));
 const haveMakedumpfile = requireTool('makedumpfile', 'makedumpfile', () => probeCommand('makedumpfile', ['-v']));
-
-/** Every frame of the ELF vmcore's ranges, read page by page. */
-class VmcorePageSource implements PageSource {
-  readonly #r: VmcoreReader;
-  constructor(r: VmcoreReader) {
-    this.#r = r;
-  }
-  *presentFrames(startPfn: number, endPfn: number): Iterable<number> {
-    for (let p = startPfn; p < endPfn; p++) yield p;
-  }
-  readFrame(pfn: number, dst: Uint8Array): void {
-    this.#r.readPage(pfn, dst);
-  }
-}
 
 let dump: InteropDump | undefined;
 let ours = '';
@@ -63,7 +49,7 @@ describe.skipIf(!haveKdumpfile && !haveMakedumpfile)('our kdump-compressed file'
       ours = path.join(dump.dir, 'ours.kdump');
       const vmci = elf.vmcoreinfo?.toText();
       stats = writeKdumpCompressed(ours, {
-        source: new VmcorePageSource(elf), maxPfn, ranges, notes: encodeNotes(elf.notes), ...(vmci === undefined ? {} : { vmcoreinfo: vmci }),
+        source: new ReaderPageSource(elf), maxPfn, ranges, notes: encodeNotes(elf.notes), ...(vmci === undefined ? {} : { vmcoreinfo: vmci }),
         release: dump.release, nrCpus: elf.prstatus.length, compression: 'zlib',
       });
     } finally {
