@@ -15,6 +15,8 @@ import type { CrashKernel } from '../kernel/crash-kernel.js';
 import { buildMachine, crashKernelProfile, duration, firstKernelConfig, size } from './build.js';
 import { Oracle } from './oracle.js';
 import { applyBootFaults, armDmaFaults } from './faults.js';
+import { kexecReboot } from '../kernel/kexec-reboot.js';
+import { kernelProfile } from '../kernel/profile.js';
 import { checkExpectation } from './expect.js';
 import type { Scenario, Verdict } from './schema.js';
 import type { OracleReport, RunResult } from './result.js';
@@ -44,10 +46,12 @@ const HANG_WATCHDOG_NS = 60 * NS_PER_S;
 export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
   const seed = opts.seed ?? s.seed;
   const m = buildMachine(s, seed);
-  const fk = new FirstKernel(m, firstKernelConfig(s, seed));
+  let fk = new FirstKernel(m, firstKernelConfig(s, seed));
+  /** Kernels that ran before the one that crashes (a kexec reboot), for the log. */
+  const earlier: FirstKernel[] = [];
   let ck: CrashKernel | undefined;
   let crashStartNs: number | null = null;
-  const oracle = new Oracle(m, fk);
+  let oracle = new Oracle(m, fk);
   const chainExtra: string[] = [];
   applyBootFaults(m, s.faults);
   opts.onMachine?.(m, fk);
@@ -55,7 +59,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
   const nicPackets = (): number => m.nics.reduce((n, x) => n + x.packetsReceived, 0);
 
   const finish = (verdict: Verdict, report: OracleReport | null, image?: KexecImage): RunResult => {
-    const r = assemble(s, seed, m, fk, ck, verdict, report ?? oracle.nothingCaptured(), chainExtra, crashStartNs, image);
+    const r = assemble(s, seed, m, [...earlier, fk], ck, verdict, report ?? oracle.nothingCaptured(), chainExtra, crashStartNs, image);
     oracle.release();
     // The result holds no reference to DRAM: let the next run reuse it, unless a caller is watching this machine.
     if (opts.onMachine === undefined) m.dram.dispose();
@@ -70,6 +74,25 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
   }
   const bootedNs = m.clock.now;
   runWorkload(fk, { pages: s.workload.pages, seed });
+  if (s.kexecReboot !== undefined) {
+    // kexec -e into another kernel, which is then the one that crashes.
+    const base = firstKernelConfig(s, seed);
+    const next = kexecReboot(fk, {
+      ...base,
+      profile: kernelProfile(s.kexecReboot.profile),
+      cmdline: s.kexecReboot.cmdline ?? base.cmdline,
+      seed: seed + 1,
+    });
+    earlier.push(fk);
+    fk = next;
+    oracle = new Oracle(m, fk);
+    const again = fk.boot();
+    if (!again.ok) {
+      chainExtra.push(`kexec'd kernel failed to boot: ${again.reason}`);
+      return finish('first-kernel-failed', null);
+    }
+    runWorkload(fk, { pages: s.workload.pages, seed: seed + 1 });
+  }
 
   const load = kexecFileLoad(fk, {
     profile: crashKernelProfile(s),
@@ -131,7 +154,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
 }
 
 function assemble(
-  s: Scenario, seed: number, m: Machine, fk: FirstKernel, ck: CrashKernel | undefined, verdict: Verdict,
+  s: Scenario, seed: number, m: Machine, kernels: readonly FirstKernel[], ck: CrashKernel | undefined, verdict: Verdict,
   oracle: OracleReport, chainExtra: string[], crashStartNs: number | null, _image: KexecImage | undefined,
 ): RunResult {
   const trace = m.trace.events.filter((e) => CHAIN_KINDS.has(e.kind) || e.kind === 'jump' || e.kind === 'nmi' || e.kind === 'sipi' || e.kind === 'power-on');
@@ -148,7 +171,8 @@ function assemble(
     seed,
     verdict,
     chain,
-    logs: { firstKernel: fk.log.formatted(), crashKernel: ck?.log.formatted() ?? [] },
+    // Every kernel that ran before the capture kernel (more than one after a kexec reboot).
+    logs: { firstKernel: kernels.flatMap((k) => k.log.formatted()), crashKernel: ck?.log.formatted() ?? [] },
     oracle,
     metrics: {
       firstKernelBootedNs: m.trace.events.find((e) => e.kind === 'step' && e.detail.startsWith('first kernel'))?.t ?? 0,

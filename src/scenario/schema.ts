@@ -121,6 +121,10 @@ export const scenarioSchema = z.strictObject({
     initrdSize: size.default('16M').describe('Size of the capture initramfs segment'),
     minMemory: size.default('96M').describe('Memory the capture kernel and its initramfs need to save the dump'),
   }).prefault({}),
+  kexecReboot: z.strictObject({
+    profile: profileId.describe('The kernel kexec -e starts'),
+    cmdline: z.string().optional().describe('Its command line (default: the first kernel\'s)'),
+  }).optional().describe('After the workload, kexec -e into this kernel, which then runs the workload and crashes'),
   workload: z.strictObject({
     pages: z.number().int().min(0).max(4_000_000).default(16384).describe('Pages the workload allocates and fills'),
   }).prefault({}),

@@ -102,7 +102,7 @@ export class RxNic implements MmioDevice {
     switch (offset) {
       case NIC_CTRL:
         if ((v & CTRL_RST) !== 0) {
-          this.#trace.record(this.name, 'reset', `${this.name}: device reset, DMA stopped`);
+          this.#trace.record(this.name, 'reset', 'device reset, DMA stopped');
           this.reset();
           return;
         }
