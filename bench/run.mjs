@@ -85,3 +85,4 @@ const matrix = spawnSync(process.execPath, [join(root, 'bench', 'matrix.mjs')], 
 if (matrix.status !== 0) process.exitCode = 1;
 if (spawnSync(process.execPath, [join(root, 'bench', 'sme.mjs')], { stdio: 'inherit' }).status !== 0) process.exitCode = 1;
 if (spawnSync(process.execPath, [join(root, 'bench', 'snp.mjs')], { stdio: 'inherit' }).status !== 0) process.exitCode = 1;
+if (spawnSync(process.execPath, [join(root, 'bench', 'kdump.mjs')], { stdio: 'inherit' }).status !== 0) process.exitCode = 1;
