@@ -80,10 +80,11 @@ function putString(dst: Uint8Array, off: number, s: string, max: number): void {
   dst.set(bytes.subarray(0, max - 1), off); // keep the NUL
 }
 
-function isZero(page: Uint8Array): boolean {
-  const v = new BigUint64Array(page.buffer, page.byteOffset, page.length / 8);
-  for (let i = 0; i < v.length; i++) if (v[i] !== 0n) return false;
-  return true;
+const ZERO_PAGE = Buffer.alloc(PAGE_SIZE);
+
+/** Whether a page is all zero; runs for every page, so a native compare (memcmp) against a zero page. */
+function isZero(page: Buffer): boolean {
+  return page.equals(ZERO_PAGE);
 }
 
 function checkRanges(path: string, spec: KdumpCompressedSpec): PfnRange[] {
@@ -146,6 +147,7 @@ export function writeKdumpCompressed(path: string, spec: KdumpCompressedSpec): K
   const bitmap2 = bitmap1.slice();
   const excludeZero = spec.excludeZero === true;
   const page = new Uint8Array(PAGE_SIZE);
+  const pageBuf = Buffer.from(page.buffer, page.byteOffset, PAGE_SIZE);
   const totalDescribed = ranges.reduce((n, r) => n + r.endPfn - r.startPfn, 0);
 
   // Pass 1 (only when excluding zero pages): find which present frames are zero.
@@ -161,7 +163,7 @@ export function writeKdumpCompressed(path: string, spec: KdumpCompressedSpec): K
         checkPfn(path, pfn, next, r.endPfn);
         clearZero(next, pfn);
         spec.source.readFrame(pfn, page);
-        if (isZero(page)) clearZero(pfn, pfn + 1);
+        if (isZero(pageBuf)) clearZero(pfn, pfn + 1);
         next = pfn + 1;
       }
       clearZero(next, r.endPfn);
@@ -233,10 +235,13 @@ export function writeKdumpCompressed(path: string, spec: KdumpCompressedSpec): K
     };
     const addDesc = (offset: number, size: number, flags: number): void => {
       const o = descCount * PD_SIZE;
-      dv.setBigInt64(o, BigInt(offset), true);
+      // 64-bit offset as two 32-bit halves: no BigInt per page.
+      dv.setUint32(o, offset >>> 0, true);
+      dv.setUint32(o + 4, Math.floor(offset / 0x1_0000_0000), true);
       dv.setUint32(o + 8, size, true);
       dv.setUint32(o + 12, flags, true);
-      dv.setBigUint64(o + 16, 0n, true);
+      dv.setUint32(o + 16, 0, true);
+      dv.setUint32(o + 20, 0, true);
       descCount++;
       stats.pages++;
       if (descCount === DESC_BATCH) flushDesc();
@@ -263,7 +268,7 @@ export function writeKdumpCompressed(path: string, spec: KdumpCompressedSpec): K
         zeroRun(next, pfn);
         spec.source.readFrame(pfn, page);
         next = pfn + 1;
-        if (isZero(page)) {
+        if (isZero(pageBuf)) {
           zeroRun(pfn, pfn + 1);
           continue;
         }
