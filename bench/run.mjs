@@ -6,27 +6,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeElfVmcore, MapPageSource } from '../dist/index.js';
+import { REPEAT, median, timeMs } from './measure.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'kdumpsim-bench-'));
-const REPEAT = Number(process.env['BENCH_REPEAT'] ?? 3);
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 function runChild(scenario, vmcore) {
   const r = spawnSync(process.execPath, [join(root, 'bench', 'run-scenario.mjs'), join(root, 'scenarios', scenario), vmcore], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`bench run of ${scenario} failed: ${r.stderr}`);
   rmSync(vmcore, { force: true });
   return JSON.parse(r.stdout);
-}
-
-function timeMs(fn) {
-  const t0 = process.hrtime.bigint();
-  fn();
-  return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
 try {

@@ -18,24 +18,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AddressTweakedCipher } from '../dist/platform/memory-cipher.js';
+import { REPEAT, median, timeMs } from './measure.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const REPEAT = Number(process.env['BENCH_REPEAT'] ?? 3);
 const PAGE = 4096;
 const MB = 1e6;
 const DATA_BYTES = 64 * 2 ** 20;
 const BLOCKS = DATA_BYTES / PAGE;
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-function timeMs(fn) {
-  const t0 = process.hrtime.bigint();
-  fn();
-  return Number(process.hrtime.bigint() - t0) / 1e6;
-}
 
 const mbps = (bytes, ms) => bytes / MB / (ms / 1000);
 

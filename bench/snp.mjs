@@ -5,10 +5,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { REPEAT, median } from './measure.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'kdumpsim-bench-snp-'));
-const REPEAT = Number(process.env['BENCH_REPEAT'] ?? 3);
 
 function scenario(memory) {
   const file = join(dir, `snp-${memory}.yaml`);
@@ -31,7 +31,6 @@ function run(file) {
   return JSON.parse(r.stdout);
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 try {
   const small = scenario('64G');
