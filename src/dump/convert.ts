@@ -6,7 +6,7 @@
 import type { Codec } from './codecs.js';
 import { encodeNotes } from './elf-note.js';
 import { writeElfVmcore } from './elf-vmcore-writer.js';
-import { writeKdumpCompressed } from './kdump-compressed-writer.js';
+import { writeKdumpCompressed, type KdumpCompressedWriteResult } from './kdump-compressed-writer.js';
 import type { PageSource } from './page-source.js';
 import type { VmcoreReader } from './vmcore-reader.js';
 import type { PageStatus } from './vmcore-reader.js';
@@ -51,6 +51,8 @@ export interface ConvertResult {
   format: 'elf' | 'kdump';
   fileSize: number;
   pages: number;
+  /** The kdump-compressed writer's counts (compressed, raw, zero pages), for kdump output. */
+  kdump?: KdumpCompressedWriteResult;
 }
 
 /** compression: the kdump output's page codec (default zlib); ignored for ELF. */
@@ -80,5 +82,5 @@ export function convertVmcore(
     compression,
     ...(onProgress === undefined ? {} : { onProgress }),
   });
-  return { format, fileSize: r.fileSize, pages };
+  return { format, fileSize: r.fileSize, pages, kdump: r };
 }

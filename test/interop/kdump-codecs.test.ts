@@ -8,10 +8,9 @@
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { codecAvailable, type Codec } from '../../src/dump/codecs.js';
-import { encodeNotes } from '../../src/dump/elf-note.js';
 import { KdumpCompressedReader } from '../../src/dump/kdump-compressed-reader.js';
-import { writeKdumpCompressed, type KdumpCompressedWriteResult, type PfnRange } from '../../src/dump/kdump-compressed-writer.js';
-import { ReaderPageSource } from '../../src/dump/convert.js';
+import type { KdumpCompressedWriteResult } from '../../src/dump/kdump-compressed-writer.js';
+import { convertVmcore } from '../../src/dump/convert.js';
 import { verifyVmcore } from '../../src/dump/verify.js';
 import { openVmcore } from '../../src/dump/vmcore-reader.js';
 import {
@@ -60,17 +59,9 @@ describe.skipIf(!haveKdumpfile && !haveMakedumpfile)('kdump-compressed codecs wi
     dump = makeDump('kdump-codecs');
     const elf = openVmcore(dump.vmcore);
     try {
-      const ps = elf.pageSize;
-      const ranges: PfnRange[] = elf.physRanges().map((r) => ({ startPfn: Math.floor(r.start / ps), endPfn: Math.ceil(r.end / ps) }));
-      const maxPfn = Math.max(dump.maxPfn, ...ranges.map((r) => r.endPfn));
-      const vmci = elf.vmcoreinfo?.toText();
       for (const compression of CODECS) {
         const file = path.join(dump.dir, `ours.${compression}`);
-        const stats = writeKdumpCompressed(file, {
-          source: new ReaderPageSource(elf), maxPfn, ranges, notes: encodeNotes(elf.notes), ...(vmci === undefined ? {} : { vmcoreinfo: vmci }),
-          release: dump.release, nrCpus: elf.prstatus.length, compression,
-        });
-        ours.set(compression, { file, stats });
+        ours.set(compression, { file, stats: convertVmcore(elf, file, 'kdump', undefined, compression).kdump! });
       }
     } finally {
       elf.close();

@@ -5,10 +5,9 @@
 
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeNotes } from '../../src/dump/elf-note.js';
 import { KdumpCompressedReader } from '../../src/dump/kdump-compressed-reader.js';
-import { writeKdumpCompressed, type KdumpCompressedWriteResult, type PfnRange } from '../../src/dump/kdump-compressed-writer.js';
-import { ReaderPageSource } from '../../src/dump/convert.js';
+import type { KdumpCompressedWriteResult } from '../../src/dump/kdump-compressed-writer.js';
+import { convertVmcore } from '../../src/dump/convert.js';
 import { openVmcore } from '../../src/dump/vmcore-reader.js';
 import {
   makeDump, manifestCounts, probeCommand, probePythonModules, removeDump, requireTool, run, runPythonJson,
@@ -43,15 +42,8 @@ describe.skipIf(!haveKdumpfile && !haveMakedumpfile)('our kdump-compressed file'
     dump = makeDump('kdump-compressed');
     const elf = openVmcore(dump.vmcore);
     try {
-      const ps = elf.pageSize;
-      const ranges: PfnRange[] = elf.physRanges().map((r) => ({ startPfn: Math.floor(r.start / ps), endPfn: Math.ceil(r.end / ps) }));
-      const maxPfn = Math.max(dump.maxPfn, ...ranges.map((r) => r.endPfn));
       ours = path.join(dump.dir, 'ours.kdump');
-      const vmci = elf.vmcoreinfo?.toText();
-      stats = writeKdumpCompressed(ours, {
-        source: new ReaderPageSource(elf), maxPfn, ranges, notes: encodeNotes(elf.notes), ...(vmci === undefined ? {} : { vmcoreinfo: vmci }),
-        release: dump.release, nrCpus: elf.prstatus.length, compression: 'zlib',
-      });
+      stats = convertVmcore(elf, ours, 'kdump', undefined, 'zlib').kdump;
     } finally {
       elf.close();
     }
