@@ -13,11 +13,11 @@ program headers and must translate them through swapper_pg_dir.
 import argparse
 import json
 import os
-import struct
 import sys
 
 import drgn
 
+import elflib as E
 import truthlib as T
 
 
@@ -29,26 +29,6 @@ def virt_compare(prog, m, pfns):
     def read(pfn):
         return prog.read(T.PAGE_OFFSET + pfn * T.PAGE_SIZE, T.PAGE_SIZE)
     return T.compare_pages(m, pfns, read, (drgn.FaultError,))
-
-
-def clear_direct_map_vaddrs(path):
-    """Sets p_vaddr to 0 in every PT_LOAD that maps the direct map; returns how many."""
-    n = 0
-    with open(path, "r+b") as f:
-        eh = f.read(64)
-        phoff, = struct.unpack_from("<Q", eh, 32)
-        phentsize, phnum = struct.unpack_from("<HH", eh, 54)
-        for i in range(phnum):
-            off = phoff + i * phentsize
-            f.seek(off)
-            ph = f.read(phentsize)
-            p_type, = struct.unpack_from("<I", ph, 0)
-            p_vaddr, = struct.unpack_from("<Q", ph, 16)
-            if p_type == 1 and T.PAGE_OFFSET <= p_vaddr < T.START_KERNEL_MAP:
-                f.seek(off + 16)
-                f.write(struct.pack("<Q", 0))
-                n += 1
-    return n
 
 
 def main():
@@ -110,7 +90,7 @@ def main():
 
     if a.no_vaddr_copy:
         T.sparse_copy(a.vmcore, a.no_vaddr_copy)
-        cleared = clear_direct_map_vaddrs(a.no_vaddr_copy)
+        cleared, _ = E.clear_direct_map_vaddrs(a.no_vaddr_copy)
         p2 = drgn.Program()
         p2.set_core_dump(a.no_vaddr_copy)
         out["noVaddr"] = {

@@ -8,33 +8,19 @@ usage: check_kdumpfile.py VMCORE TRUTH --max-pfn N [--kv-sample N] [--region STA
 
 import argparse
 import json
-import struct
 import sys
 
 import addrxlat
 import kdumpfile
 from kdumpfile.exceptions import KDumpBaseException, NoDataException, NoKeyException
 
+import elflib as E
 import truthlib as T
 
 
 def elf_load_starts(path):
     """First pfn of every PT_LOAD, or [] for a file that is not ELF64."""
-    with open(path, "rb") as f:
-        eh = f.read(64)
-        if eh[:4] != b"\x7fELF" or eh[4] != 2:
-            return []
-        phoff, = struct.unpack_from("<Q", eh, 32)
-        phentsize, phnum = struct.unpack_from("<HH", eh, 54)
-        f.seek(phoff)
-        ph = f.read(phentsize * phnum)
-    starts = []
-    for i in range(phnum):
-        p_type, = struct.unpack_from("<I", ph, i * phentsize)
-        p_paddr, = struct.unpack_from("<Q", ph, i * phentsize + 24)
-        if p_type == 1:
-            starts.append(p_paddr // T.PAGE_SIZE)
-    return starts
+    return [p["paddr"] // T.PAGE_SIZE for p in (E.phdrs(path) or []) if p["type"] == E.PT_LOAD]
 
 
 def attr(k, name):

@@ -1,7 +1,6 @@
 """Helpers shared by the SME interop checkers (check_sme_kdumpfile.py,
 check_sme_drgn.py): the ELF program headers, a sparse copy whose direct-map
-PT_LOADs have p_vaddr 0 (the approach of check_drgn.py's --no-vaddr-copy,
-repeated here so that the libkdumpfile checker does not need drgn), and a
+PT_LOADs have p_vaddr 0 (as check_drgn.py's --no-vaddr-copy makes), and a
 4-level x86-64 page walk that strips a caller-chosen mask from every entry.
 
 Standard library only; runs under Debian's /usr/bin/python3.
@@ -10,10 +9,11 @@ Standard library only; runs under Debian's /usr/bin/python3.
 import os
 import struct
 
+import elflib as E
 import truthlib as T
 
-PT_LOAD = 1
-PT_NOTE = 4
+PT_LOAD = E.PT_LOAD
+PT_NOTE = E.PT_NOTE
 # Bits 12-51 of an entry: the physical-address field as the architecture
 # defines it. The C-bit (47 here) lies inside it, so it must be masked off
 # separately (makedumpfile's ENTRY_MASK & ~sme_mask, crash's sme_mask).
@@ -21,20 +21,11 @@ ADDR_FIELD = 0x000FFFFFFFFFF000
 
 
 def phdrs(path):
-    """Every program header as a dict (type, offset, vaddr, paddr, filesz, memsz)."""
-    with open(path, "rb") as f:
-        eh = f.read(64)
-        if eh[:4] != b"\x7fELF" or eh[4] != 2:
-            raise SystemExit(f"{path}: not an ELF64 file")
-        phoff, = struct.unpack_from("<Q", eh, 32)
-        phentsize, phnum = struct.unpack_from("<HH", eh, 54)
-        f.seek(phoff)
-        raw = f.read(phentsize * phnum)
-    out = []
-    for i in range(phnum):
-        p_type, _flags, off, vaddr, paddr, filesz, memsz = struct.unpack_from("<IIQQQQQ", raw, i * phentsize)
-        out.append({"index": i, "type": p_type, "offset": off, "vaddr": vaddr, "paddr": paddr, "filesz": filesz, "memsz": memsz})
-    return out
+    """Every program header as a dict (see elflib.phdrs); exits unless ELF64."""
+    headers = E.phdrs(path)
+    if headers is None:
+        raise SystemExit(f"{path}: not an ELF64 file")
+    return headers
 
 
 def phys_ranges(path):
@@ -49,22 +40,8 @@ def novaddr_copy(src, dst):
     {"cleared": n, "kept": [p_vaddr of the PT_LOADs left alone, hex]}.
     """
     T.sparse_copy(src, dst)
-    cleared = 0
-    kept = []
-    with open(dst, "r+b") as f:
-        eh = f.read(64)
-        phoff, = struct.unpack_from("<Q", eh, 32)
-        phentsize, _ = struct.unpack_from("<HH", eh, 54)
-        for p in phdrs(dst):
-            if p["type"] != PT_LOAD:
-                continue
-            if T.PAGE_OFFSET <= p["vaddr"] < T.START_KERNEL_MAP:
-                f.seek(phoff + p["index"] * phentsize + 16)
-                f.write(struct.pack("<Q", 0))
-                cleared += 1
-            else:
-                kept.append(hex(p["vaddr"]))
-    return {"cleared": cleared, "kept": kept}
+    cleared, kept = E.clear_direct_map_vaddrs(dst)
+    return {"cleared": cleared, "kept": [hex(v) for v in kept]}
 
 
 def vmcoreinfo_text(path):
