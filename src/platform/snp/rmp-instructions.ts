@@ -26,6 +26,7 @@ import type { Machine } from '../machine.js';
 import type { Cpu } from '../cpu/cpu.js';
 import type { Requester } from '../memory-controller.js';
 import { snpEnabledOn } from './snp-msrs.js';
+import { hex } from '../../util/hex.js';
 import {
   readRmpEntry, writeRmpEntry, rmpCovers, rmpLocationOf, rmpGoverningEntry, RMP_MAX_ASID, PFNS_PER_2M,
   type RmpEntry, type RmpLocation,
@@ -77,14 +78,13 @@ function by(cpu: Cpu): Requester {
   return { kind: 'cpu', id: cpu.id };
 }
 
-function hex(n: number): string {
-  return `0x${n.toString(16)}`;
-}
-
-function context(machine: Machine, cpu: Cpu, insn: string): Ctx {
+/** What every RMP instruction checks first: SNP enabled, an RMP configured, and the operand address (see addressProblem). */
+function context(machine: Machine, cpu: Cpu, insn: string, pa: number, pageSize: 0 | 1): Ctx {
   if (!snpEnabledOn(cpu)) return finish(machine, cpu, insn, { ok: false, fault: 'invalid-opcode', detail: `${insn} on cpu${cpu.id}: #UD, SYSCFG.SNP_EN is clear` });
   const loc = rmpLocationOf(cpu);
   if (loc === undefined) return fail(machine, cpu, insn, RMP_RC_FAIL_INPUT, 'no RMP is configured (RMP_BASE/RMP_END)');
+  const bad = addressProblem(loc, pa, pageSize);
+  if (bad !== undefined) return fail(machine, cpu, insn, RMP_RC_FAIL_INPUT, bad);
   return { loc };
 }
 
@@ -111,11 +111,9 @@ function addressProblem(loc: RmpLocation, pa: number, pageSize: 0 | 1): string |
 /** RMPUPDATE: RAX = host PA, RCX = &rmp_state. */
 export function rmpupdate(machine: Machine, cpu: Cpu, pa: number, state: RmpState): RmpInsnResult {
   const insn = 'rmpupdate';
-  const ctx = context(machine, cpu, insn);
+  const ctx = context(machine, cpu, insn, pa, state.pageSize);
   if (!('loc' in ctx)) return ctx;
   const { loc } = ctx;
-  const bad = addressProblem(loc, pa, state.pageSize);
-  if (bad !== undefined) return fail(machine, cpu, insn, RMP_RC_FAIL_INPUT, bad);
   const size = state.pageSize === 1 ? MiB2 : 4096;
   if (!(Number.isInteger(state.asid) && state.asid >= 0 && state.asid <= RMP_MAX_ASID)) return fail(machine, cpu, insn, RMP_RC_FAIL_INPUT, `ASID ${state.asid} is out of range`);
   if (!(Number.isInteger(state.gpa) && state.gpa >= 0 && state.gpa < 2 ** 52 && state.gpa % size === 0)) return fail(machine, cpu, insn, RMP_RC_FAIL_INPUT, `GPA ${hex(state.gpa)} is not aligned to the page size`);
@@ -146,11 +144,9 @@ export function rmpupdate(machine: Machine, cpu: Cpu, pa: number, state: RmpStat
 /** PSMASH: RAX = 2 MiB aligned PA. */
 export function psmash(machine: Machine, cpu: Cpu, pa2m: number): RmpInsnResult {
   const insn = 'psmash';
-  const ctx = context(machine, cpu, insn);
+  const ctx = context(machine, cpu, insn, pa2m, 1);
   if (!('loc' in ctx)) return ctx;
   const { loc } = ctx;
-  const bad = addressProblem(loc, pa2m, 1);
-  if (bad !== undefined) return fail(machine, cpu, insn, RMP_RC_FAIL_INPUT, bad);
   const mc = machine.mc;
   const pfn = pa2m / 4096;
   const big = readRmpEntry(mc, loc, pfn);
@@ -167,11 +163,9 @@ export function psmash(machine: Machine, cpu: Cpu, pa2m: number): RmpInsnResult 
 /** RMPREAD: RAX = PA, RCX = &struct rmpentry. */
 export function rmpread(machine: Machine, cpu: Cpu, pa: number): RmpReadResult {
   const insn = 'rmpread';
-  const ctx = context(machine, cpu, insn);
+  const ctx = context(machine, cpu, insn, pa, 0);
   if (!('loc' in ctx)) return ctx;
   const { loc } = ctx;
-  const bad = addressProblem(loc, pa, 0);
-  if (bad !== undefined) return fail(machine, cpu, insn, RMP_RC_FAIL_INPUT, bad);
   const mc = machine.mc;
   const pfn = pa / 4096;
   const e = readRmpEntry(mc, loc, pfn);
@@ -188,11 +182,9 @@ export function rmpread(machine: Machine, cpu: Cpu, pa: number): RmpReadResult {
 export function pvalidate(machine: Machine, cpu: Cpu, req: { pa: number; asid: number; pageSize: 0 | 1; validate: boolean }): PvalidateResult {
   const insn = 'pvalidate';
   if (!(req.asid >= 1)) return finish(machine, cpu, insn, { ok: false, fault: 'invalid-opcode', detail: `pvalidate on cpu${cpu.id}: #UD, not executed by an SEV-SNP guest` });
-  const ctx = context(machine, cpu, insn);
+  const ctx = context(machine, cpu, insn, req.pa, req.pageSize);
   if (!('loc' in ctx)) return ctx;
   const { loc } = ctx;
-  const bad = addressProblem(loc, req.pa, req.pageSize);
-  if (bad !== undefined) return fail(machine, cpu, insn, RMP_RC_FAIL_INPUT, bad);
   const mc = machine.mc;
   const pfn = req.pa / 4096;
   const { at, entry } = rmpGoverningEntry(mc, loc, pfn);
