@@ -53,6 +53,7 @@ export class KdumpCompressedReader implements VmcoreReader {
   readonly #descOff: number;
   readonly #ranges: PhysRange[];
   readonly #desc = new Uint8Array(PD_SIZE);
+  readonly #descView = new DataView(this.#desc.buffer);
 
   constructor(file: string) {
     this.file = file;
@@ -186,38 +187,42 @@ export class KdumpCompressedReader implements VmcoreReader {
     const idx = this.#rank.rank(pfn);
     const dOff = this.#descOff + idx * PD_SIZE;
     const d = this.#desc;
-    this.#readInto(d, dOff, `the page descriptor of frame ${hex(pfn)}`);
-    const dv = new DataView(d.buffer);
-    const offset = dv.getBigInt64(0, true);
+    this.#readInto(d, dOff, () => `the page descriptor of frame ${hex(pfn)}`);
+    const dv = this.#descView;
+    // The 64-bit offset as two halves: no BigInt on the per-page path.
+    const offLo = dv.getUint32(0, true);
+    const offHi = dv.getInt32(4, true);
     const size = dv.getUint32(8, true);
     const flags = dv.getUint32(12, true);
-    const where = `page descriptor ${idx} (frame ${hex(pfn)}) at ${hex(dOff)}`;
-    if (offset === 0n && this.incomplete) return 'excluded'; // lost when the dump was cut short
+    // Built only for an error message.
+    const where = (): string => `page descriptor ${idx} (frame ${hex(pfn)}) at ${hex(dOff)}`;
+    if (offLo === 0 && offHi === 0 && this.incomplete) return 'excluded'; // lost when the dump was cut short
     if (size === 0 || size > ps) {
-      throw this.#error(`Cannot read frame ${hex(pfn)} of "${this.file}": ${where} has size ${size}, expected 1..block_size ${ps}`, dOff + 8, 'page_desc.size');
+      throw this.#error(`Cannot read frame ${hex(pfn)} of "${this.file}": ${where()} has size ${size}, expected 1..block_size ${ps}`, dOff + 8, 'page_desc.size');
     }
-    if (offset < 0n || offset + BigInt(size) > BigInt(this.fileSize)) {
+    // offHi below 2^21 keeps the offset a safe integer; anything larger lies past any file we can open.
+    const off = offHi * 0x1_0000_0000 + offLo;
+    if (offHi < 0 || offHi >= 0x20_0000 || off + size > this.fileSize) {
       throw this.#error(
-        `Cannot read frame ${hex(pfn)} of "${this.file}": ${where} points at ${hex(offset)} + ${size} bytes, outside the file (size ${hex(this.fileSize)})`,
+        `Cannot read frame ${hex(pfn)} of "${this.file}": ${where()} points at ${hex(dv.getBigInt64(0, true))} + ${size} bytes, outside the file (size ${hex(this.fileSize)})`,
         dOff, 'page_desc.offset',
       );
     }
-    const off = Number(offset);
     if (flags === 0) {
       if (size !== ps) {
-        throw this.#error(`Cannot read frame ${hex(pfn)} of "${this.file}": ${where} stores a raw page of ${size} bytes, expected ${ps}`, dOff + 8, 'page_desc.size');
+        throw this.#error(`Cannot read frame ${hex(pfn)} of "${this.file}": ${where()} stores a raw page of ${size} bytes, expected ${ps}`, dOff + 8, 'page_desc.size');
       }
-      this.#readInto(page, off, `the data of frame ${hex(pfn)}`);
+      this.#readInto(page, off, () => `the data of frame ${hex(pfn)}`);
       return 'present';
     }
     const codec = codecForFlag(flags);
     if (codec === undefined || codec.flag === 0) {
       throw this.#error(
-        `Cannot read frame ${hex(pfn)} of "${this.file}": ${where} has flags 0x${flags.toString(16)} (${compressionName(flags)}), not zlib, lzo, snappy or zstd`,
+        `Cannot read frame ${hex(pfn)} of "${this.file}": ${where()} has flags 0x${flags.toString(16)} (${compressionName(flags)}), not zlib, lzo, snappy or zstd`,
         dOff + 12, 'page_desc.flags',
       );
     }
-    const comp = this.#readAt(off, size, `the compressed data of frame ${hex(pfn)}`);
+    const comp = this.#readAt(off, size, () => `the compressed data of frame ${hex(pfn)}`);
     let out: Uint8Array;
     try {
       out = codec.decompress(comp, ps);
@@ -306,20 +311,21 @@ export class KdumpCompressedReader implements VmcoreReader {
     return VmcoreInfo.fromBytes(this.#readAt(r[0], r[1], 'VMCOREINFO'), { file: this.file, offset: r[0] });
   }
 
-  #readAt(position: number, length: number, what: string): Uint8Array {
+  #readAt(position: number, length: number, what: string | (() => string)): Uint8Array {
     const buf = new Uint8Array(length);
     this.#readInto(buf, position, what);
     return buf;
   }
 
-  #readInto(dst: Uint8Array, position: number, what: string): void {
+  /** `what` names the bytes in an error; a function when building it would cost on the per-page path. */
+  #readInto(dst: Uint8Array, position: number, what: string | (() => string)): void {
     const fd = this.#fd;
     if (fd === undefined) throw new Error(`Cannot read "${this.file}": the reader is closed`);
     let done = 0;
     while (done < dst.length) {
       const n = fs.readSync(fd, dst, done, dst.length - done, position + done);
       if (n === 0) {
-        throw this.#error(`Cannot read ${what} of "${this.file}": unexpected end of file at offset ${hex(position + done)}`, position + done, 'size');
+        throw this.#error(`Cannot read ${typeof what === 'string' ? what : what()} of "${this.file}": unexpected end of file at offset ${hex(position + done)}`, position + done, 'size');
       }
       done += n;
     }
