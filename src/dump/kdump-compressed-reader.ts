@@ -22,6 +22,8 @@ import type { PageStatus, PhysRange, VmcoreReader } from './vmcore-reader.js';
 
 const MAX_NOTE_BYTES = 64 * 2 ** 20;
 const MAX_VMCOREINFO_BYTES = 1 << 20;
+/** Page descriptors read at a time (6 KiB). */
+const DESC_WINDOW = 256;
 /** Largest bitmap we hold in memory (one bitmap; 2^33 frames = 32 TiB of 4 KiB pages). */
 const MAX_BITMAP_BYTES = 2 ** 30;
 
@@ -52,8 +54,16 @@ export class KdumpCompressedReader implements VmcoreReader {
   readonly #rank: BitmapRank;
   readonly #descOff: number;
   readonly #ranges: PhysRange[];
-  readonly #desc = new Uint8Array(PD_SIZE);
+  // A window of consecutive page descriptors, so reading pages in order
+  // costs one read per DESC_WINDOW descriptors instead of one each.
+  readonly #desc = new Uint8Array(PD_SIZE * DESC_WINDOW);
   readonly #descView = new DataView(this.#desc.buffer);
+  #descFirst = 0;
+  #descCount = 0;
+  // The last raw page read and its file offset: every zero page of a dump
+  // shares one raw page, read once here instead of once per frame.
+  #rawOff = -1;
+  #raw: Uint8Array | undefined;
 
   constructor(file: string) {
     this.file = file;
@@ -186,14 +196,14 @@ export class KdumpCompressedReader implements VmcoreReader {
     if (!bitmapTest(this.#rank.bitmap, pfn)) return bitmapTest(this.#bitmap1, pfn) ? 'excluded' : 'absent';
     const idx = this.#rank.rank(pfn);
     const dOff = this.#descOff + idx * PD_SIZE;
-    const d = this.#desc;
-    this.#readInto(d, dOff, () => `the page descriptor of frame ${hex(pfn)}`);
+    if (idx < this.#descFirst || idx >= this.#descFirst + this.#descCount) this.#loadDescriptors(idx, dOff, pfn);
     const dv = this.#descView;
+    const at = (idx - this.#descFirst) * PD_SIZE;
     // The 64-bit offset as two halves: no BigInt on the per-page path.
-    const offLo = dv.getUint32(0, true);
-    const offHi = dv.getInt32(4, true);
-    const size = dv.getUint32(8, true);
-    const flags = dv.getUint32(12, true);
+    const offLo = dv.getUint32(at, true);
+    const offHi = dv.getInt32(at + 4, true);
+    const size = dv.getUint32(at + 8, true);
+    const flags = dv.getUint32(at + 12, true);
     // Built only for an error message.
     const where = (): string => `page descriptor ${idx} (frame ${hex(pfn)}) at ${hex(dOff)}`;
     if (offLo === 0 && offHi === 0 && this.incomplete) return 'excluded'; // lost when the dump was cut short
@@ -204,7 +214,7 @@ export class KdumpCompressedReader implements VmcoreReader {
     const off = offHi * 0x1_0000_0000 + offLo;
     if (offHi < 0 || offHi >= 0x20_0000 || off + size > this.fileSize) {
       throw this.#error(
-        `Cannot read frame ${hex(pfn)} of "${this.file}": ${where()} points at ${hex(dv.getBigInt64(0, true))} + ${size} bytes, outside the file (size ${hex(this.fileSize)})`,
+        `Cannot read frame ${hex(pfn)} of "${this.file}": ${where()} points at ${hex(dv.getBigInt64(at, true))} + ${size} bytes, outside the file (size ${hex(this.fileSize)})`,
         dOff, 'page_desc.offset',
       );
     }
@@ -212,7 +222,14 @@ export class KdumpCompressedReader implements VmcoreReader {
       if (size !== ps) {
         throw this.#error(`Cannot read frame ${hex(pfn)} of "${this.file}": ${where()} stores a raw page of ${size} bytes, expected ${ps}`, dOff + 8, 'page_desc.size');
       }
+      if (off === this.#rawOff && this.#raw !== undefined) {
+        page.set(this.#raw);
+        return 'present';
+      }
       this.#readInto(page, off, () => `the data of frame ${hex(pfn)}`);
+      this.#raw ??= new Uint8Array(ps);
+      this.#raw.set(page);
+      this.#rawOff = off;
       return 'present';
     }
     const codec = codecForFlag(flags);
@@ -309,6 +326,25 @@ export class KdumpCompressedReader implements VmcoreReader {
     const r = this.#region(sv, bs, SH_OFFSET_VMCOREINFO, SH_SIZE_VMCOREINFO, ['offset_vmcoreinfo', 'size_vmcoreinfo'], MAX_VMCOREINFO_BYTES);
     if (!r) return undefined;
     return VmcoreInfo.fromBytes(this.#readAt(r[0], r[1], 'VMCOREINFO'), { file: this.file, offset: r[0] });
+  }
+
+  /** Fills the descriptor window from descriptor idx (at file offset dOff) on; a short file fails as a single descriptor read would. */
+  #loadDescriptors(idx: number, dOff: number, pfn: number): void {
+    const fd = this.#fd;
+    if (fd === undefined) throw new Error(`Cannot read "${this.file}": the reader is closed`);
+    const buf = this.#desc;
+    let got = 0;
+    while (got < buf.length) {
+      const n = fs.readSync(fd, buf, got, buf.length - got, dOff + got);
+      if (n === 0) break;
+      got += n;
+    }
+    if (got < PD_SIZE) {
+      this.#descCount = 0;
+      throw this.#error(`Cannot read the page descriptor of frame ${hex(pfn)} of "${this.file}": unexpected end of file at offset ${hex(dOff + got)}`, dOff + got, 'size');
+    }
+    this.#descFirst = idx;
+    this.#descCount = Math.floor(got / PD_SIZE);
   }
 
   #readAt(position: number, length: number, what: string | (() => string)): Uint8Array {
