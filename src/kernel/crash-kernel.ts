@@ -14,7 +14,8 @@ import { decodeElfHeader, decodeProgramHeader, EHDR_SIZE, PHDR_SIZE, PT_LOAD, PT
 import { decodeNotes, encodeNotes, type ElfNote } from '../dump/elf-note.js';
 import { HOST_KEY_SLOT } from '../platform/machine.js';
 import { smeEnable, smeBanner, cbitHi, type SmeDecision } from './sme.js';
-import { physAccess, type PhysAccess } from './phys-access.js';
+import { KernelWriteFault, physAccess, type PhysAccess } from './phys-access.js';
+import { faultOfWrite, pageFaultOops } from './oops.js';
 import type { ElfLoadSpec } from '../dump/elf-vmcore-writer.js';
 import { writeElfVmcore } from '../dump/elf-vmcore-writer.js';
 import { writeKdumpCompressed } from '../dump/kdump-compressed-writer.js';
@@ -99,7 +100,21 @@ export class CrashKernel {
     this.machine.trace.record('crash-kernel', 'step', detail, data);
   }
 
+  /** The capture kernel never initialises host SNP (it has no firmware or guests of its own). */
+  readonly hostSnp = false;
+
+  /** Boots; a store the hardware refuses on the way is an oops, and the capture kernel panics. */
   boot(): void {
+    try {
+      this.#boot();
+    } catch (e) {
+      if (!(e instanceof KernelWriteFault)) throw e;
+      pageFaultOops(this, this.cpu.id, faultOfWrite(e));
+      this.#panic('Fatal exception');
+    }
+  }
+
+  #boot(): void {
     const m = this.machine;
     this.env.onBoot?.(this);
     const bpPa = Number(this.cpu.regs.rsi);

@@ -27,9 +27,10 @@ import { CRASH_NOTE_BYTES } from './crash-notes.js';
 import { RxNicDriver } from './drivers/rx-nic-driver.js';
 import type { KexecImage } from './kexec-file-load.js';
 import { smeEnable, smeBanner, cbitHi, type SmeDecision } from './sme.js';
-import { snpProbe, snpRmptableInit, ccpSnpInit, type SnpHostState } from './snp-host.js';
+import { faultOfWrite, pageFaultOops } from './oops.js';
+import { snpProbe, iommuSnpEnable, snpRmptableInit, ccpSnpInit, type SnpHostState } from './snp-host.js';
 import { launchSnpGuests, type SnpGuest } from './kvm-snp.js';
-import { physAccess, type PhysAccess } from './phys-access.js';
+import { KernelWriteFault, physAccess, type PhysAccess } from './phys-access.js';
 import { HOST_KEY_SLOT } from '../platform/machine.js';
 
 /** A buffer the kernel handed to a device for DMA. */
@@ -46,7 +47,7 @@ export interface FirstKernelConfig {
   seed: number;
   nic: { ringEntries: number; bufferBytes: number; pollIntervalNs: number };
   /** SNP guests KVM launches once the firmware is initialised, and their memory in pages. */
-  snpGuests?: { count: number; pages: number };
+  snpGuests?: { count: number; pages: number; vcpus?: number };
 }
 
 export type BootOutcome = { ok: true } | { ok: false; reason: string };
@@ -82,7 +83,7 @@ export class FirstKernel {
   /** sme_enable()'s decision (inactive until boot decides). */
   sme: SmeDecision = { active: false, mask: 0n, cbit: 0, reason: 'not decided yet' };
   /** SEV-SNP host state (inactive unless the profile, the CPU and the BIOS allow it). */
-  snp: SnpHostState = { active: false, skippedEnable: false, firmwareInitialized: false };
+  snp: SnpHostState = { active: false, iommuSnp: false, skippedEnable: false, firmwareInitialized: false, sevInitialized: false };
   snpGuests: SnpGuest[] = [];
   /** Ranges this kernel maps decrypted under SME. */
   readonly decrypted: Range[] = [];
@@ -106,7 +107,25 @@ export class FirstKernel {
     this.machine.trace.record('kernel', 'step', detail, data);
   }
 
+  /** Host SNP is on (CC_ATTR_HOST_SEV_SNP). */
+  get hostSnp(): boolean {
+    return this.snp.active;
+  }
+
+  /** Boots; a store the hardware refuses on the way is an oops, and the panic that follows ends the boot. */
   boot(): BootOutcome {
+    try {
+      return this.#boot();
+    } catch (e) {
+      if (!(e instanceof KernelWriteFault)) throw e;
+      pageFaultOops(this, this.machine.bsp.id, faultOfWrite(e));
+      this.log.printk('Kernel panic - not syncing: Fatal exception');
+      this.running = false;
+      return { ok: false, reason: `oops while booting: ${e.message}` };
+    }
+  }
+
+  #boot(): BootOutcome {
     const m = this.machine;
     const clock = m.clock;
     this.log.printk(this.profile.banner);
@@ -163,11 +182,12 @@ export class FirstKernel {
     m.bsp.nmiHandler = (cpu) => this.#nmi(cpu);
     clock.advance(120 * NS_PER_MS);
     this.#bringUpAps();
+    iommuSnpEnable(this, this.snp);
 
     clock.advance(100 * NS_PER_MS);
     snpRmptableInit(this, this.snp);
     ccpSnpInit(this, this.snp);
-    this.snpGuests = launchSnpGuests(this, this.snp, this.config.snpGuests?.count ?? 0, this.config.snpGuests?.pages ?? 0);
+    this.snpGuests = launchSnpGuests(this, this.snp, this.config.snpGuests?.count ?? 0, this.config.snpGuests?.pages ?? 0, this.config.snpGuests?.vcpus ?? 1);
     clock.advance(500 * NS_PER_MS);
     for (const nic of m.nics) {
       const drv = new RxNicDriver(this, nic);

@@ -4,7 +4,7 @@
 // structures goes through this so each access uses the key the kernel's
 // mapping of that address would.
 
-import type { MemoryController, Requester } from '../platform/memory-controller.js';
+import type { MemoryController, Requester, WriteResult } from '../platform/memory-controller.js';
 
 export interface PhysAccess {
   read(pa: number, dst: Uint8Array): void;
@@ -15,11 +15,30 @@ export interface PhysAccess {
   keyFor(pa: number): number;
 }
 
+/**
+ * A kernel store the hardware refused (the RMP check): the CPU raised #PF
+ * and nothing landed. Kernel code has no fix-up for it, so it unwinds to
+ * whoever turns it into an oops.
+ */
+export class KernelWriteFault extends Error {
+  readonly pa: number;
+  readonly detail: string;
+  constructor(pa: number, detail: string) {
+    super(`kernel write to physical 0x${pa.toString(16)} refused: ${detail}`);
+    this.name = 'KernelWriteFault';
+    this.pa = pa;
+    this.detail = detail;
+  }
+}
+
 export function physAccess(mc: MemoryController, who: Requester, keyFor: (pa: number) => number): PhysAccess {
+  const landed = (r: WriteResult): void => {
+    if (!r.ok) throw new KernelWriteFault(r.pa, r.detail);
+  };
   return {
     read: (pa, dst) => mc.read(pa, dst, { keyId: keyFor(pa) }),
-    write: (pa, src) => mc.write(pa, src, who, { keyId: keyFor(pa) }),
-    zero: (pa, length) => mc.zero(pa, length, who, { keyId: keyFor(pa) }),
+    write: (pa, src) => landed(mc.write(pa, src, who, { keyId: keyFor(pa) })),
+    zero: (pa, length) => landed(mc.zero(pa, length, who, { keyId: keyFor(pa) })),
     keyFor,
   };
 }

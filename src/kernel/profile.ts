@@ -23,6 +23,12 @@ export interface KernelMechanisms {
   vmcoreinfoSmeMask: boolean;
   /** SEV-SNP host support: RMP probe and init, SNP_EN on every CPU, SNP_INIT_EX from the CCP driver (6.9). */
   snpHost: boolean;
+  /**
+   * The CCP driver's SNP error messages carry the return value and the
+   * firmware's error code (`SEV-SNP firmware shutdown failed, rc -5, error 0xf`)
+   * instead of the bare sentence (6.14).
+   */
+  ccpErrorDetails: boolean;
 }
 
 export interface KernelProfile {
@@ -53,6 +59,7 @@ const MODERN: KernelMechanisms = {
   oldMemoryEncryptedRead: true,
   vmcoreinfoSmeMask: true,
   snpHost: false,
+  ccpErrorDetails: false,
 };
 
 export const KERNEL_PROFILES: Readonly<Record<string, KernelProfile>> = {
@@ -69,6 +76,8 @@ export const KERNEL_PROFILES: Readonly<Record<string, KernelProfile>> = {
   // 6.9: the first SNP host kernel (RMP table init, SNP_INIT_EX from the CCP driver).
   'linux-6.9': profile('linux-6.9', '6.9.0-kdumpsim', { ...MODERN, genericCrashkernelReservation: true, snpHost: true }),
   'linux-6.12': profile('linux-6.12', '6.12.0-kdumpsim', { ...MODERN, genericCrashkernelReservation: true, snpHost: true }),
+  // The current kernel: everything above, with the CCP driver's detailed SNP error messages (6.14).
+  'linux-6.18': profile('linux-6.18', '6.18.0-kdumpsim', { ...MODERN, genericCrashkernelReservation: true, snpHost: true, ccpErrorDetails: true }),
 };
 
 export function kernelProfile(id: string): KernelProfile {

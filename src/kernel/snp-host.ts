@@ -25,14 +25,19 @@ const PSP_CMD_TIMEOUT_NS = 100e9;
 export interface SnpHostState {
   /** The RMP probe passed and this kernel runs SNP (CC_ATTR_HOST_SEV_SNP). */
   active: boolean;
+  /** The IOMMU driver accepted SNP (amd_iommu_snp_en): the IOMMU is on and translating. */
+  iommuSnp: boolean;
   /** SNP_EN was already set: the table was kept (kexec). */
   skippedEnable: boolean;
+  /** SNP_INIT_EX (and SNP_DF_FLUSH) succeeded: the driver's snp_initialized. */
   firmwareInitialized: boolean;
+  /** Legacy SEV INIT succeeded: the driver's sev->state != SEV_STATE_UNINIT. */
+  sevInitialized: boolean;
 }
 
 /** Early boot (setup_arch): is SNP possible, and where is the RMP? Logs per the kernel. */
 export function snpProbe(k: FirstKernel): SnpHostState {
-  const state: SnpHostState = { active: false, skippedEnable: false, firmwareInitialized: false };
+  const state: SnpHostState = { active: false, iommuSnp: false, skippedEnable: false, firmwareInitialized: false, sevInitialized: false };
   const cpu = k.machine.bsp;
   if (!k.profile.mechanisms.snpHost) return state;
   if (cpu.cpuid(0x8000_0000)[0] < CPUID_MEM_ENCRYPT_LEAF) return state;
@@ -77,12 +82,47 @@ export function snpProbe(k: FirstKernel): SnpHostState {
 
 const RMP_ADDR_MASK = ((1n << 52n) - 1n) & ~((1n << 13n) - 1n);
 
+/**
+ * iommu_snp_enable(), from the AMD IOMMU driver's init: SNP needs the IOMMU
+ * on and translating. `iommu=off` or `amd_iommu=off` keep the driver from
+ * running at all, so nothing is said; `iommu=pt` gets the driver's refusal.
+ */
+export function iommuSnpEnable(k: FirstKernel, state: SnpHostState): void {
+  if (!state.active) return;
+  const iommu = optionList(k.cmdline.get('iommu'));
+  const amdIommu = optionList(k.cmdline.get('amd_iommu'));
+  if (iommu.includes('off') || amdIommu.includes('off')) {
+    k.step(`AMD IOMMU driver not started (${iommu.includes('off') ? 'iommu=off' : 'amd_iommu=off'}): SNP cannot be enabled`);
+    return;
+  }
+  if (iommu.includes('pt')) {
+    k.log.printk('AMD-Vi: SNP: IOMMU disabled or configured in passthrough mode, SNP cannot be supported.');
+    k.step('iommu=pt: the IOMMU driver refuses SNP');
+    return;
+  }
+  state.iommuSnp = true;
+  k.log.printk('AMD-Vi: IOMMU SNP support enabled.');
+}
+
+function optionList(v: string | true | undefined): string[] {
+  return typeof v === 'string' ? v.split(',') : [];
+}
+
 /** snp_rmptable_init() at initcall time: clear and enable, or keep what a previous kernel left. */
 export function snpRmptableInit(k: FirstKernel, state: SnpHostState): void {
   if (!state.active) return;
   const m = k.machine;
   const bsp = m.bsp;
-  if ((bsp.rdmsr(MSR_AMD64_SYSCFG) & SYSCFG_SNP_EN) !== 0n) {
+  const snpEn = (bsp.rdmsr(MSR_AMD64_SYSCFG) & SYSCFG_SNP_EN) !== 0n;
+  if (!state.iommuSnp) {
+    // No amd_iommu_snp_en: host SNP is dropped (CC_ATTR_HOST_SEV_SNP cleared). SNP_EN, once set, is not.
+    state.active = false;
+    k.step(snpEn
+      ? 'host SNP off in this kernel, but SYSCFG.SNP_EN is still set from the previous kernel: the RMP stays enforced'
+      : 'host SNP off: the IOMMU did not accept SNP');
+    return;
+  }
+  if (snpEn) {
     state.skippedEnable = true;
     k.step('SNP_EN already set (kexec): RMP kept as the previous kernel left it');
     return;
@@ -123,7 +163,10 @@ export function ccpSnpInit(k: FirstKernel, state: SnpHostState): void {
   k.log.printk(`${CCP_DEV}: SEV-SNP API:${api}`);
   k.mem.zero(buf, 4096);
   const legacy = pspCommand(k, m.bsp, SEV_CMD_INIT, buf);
-  if (legacy === 0) k.log.printk(`${CCP_DEV}: SEV API:${api}`);
+  if (legacy === 0) {
+    state.sevInitialized = true;
+    k.log.printk(`${CCP_DEV}: SEV API:${api}`);
+  }
   k.step(`SNP_INIT_EX and SNP_DF_FLUSH succeeded (SEV API ${status[0]}.${status[1]}); the firmware owns its pages in the RMP`);
 }
 

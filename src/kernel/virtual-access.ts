@@ -8,7 +8,7 @@ import type { Cpu } from '../platform/cpu/cpu.js';
 import type { MemoryController } from '../platform/memory-controller.js';
 
 /** A fault the CPU reports for an access: a page-walk fault, or an RMP check failure (#PF with PF_RMP). */
-export type AccessFault = Extract<WalkResult, { ok: false }> | { ok: false; fault: 'rmp-violation'; level: number; errorCode: number; detail: string };
+export type AccessFault = Extract<WalkResult, { ok: false }> | { ok: false; fault: 'rmp-violation'; level: number; errorCode: number; detail: string; pa: number };
 export type AccessResult = { ok: true } | { ok: false; va: bigint; fault: AccessFault };
 
 function pageChunks(va: bigint, length: number, fn: (v: bigint, off: number, n: number) => AccessResult): AccessResult {
@@ -38,7 +38,7 @@ export function writeVirt(mc: MemoryController, cpu: Cpu, va: bigint, data: Uint
     if (!r.ok) {
       // The RMP check refused the store: #PF with the RMP bit, on a present page, for a write.
       const pfn = Math.floor(r.pa / 4096);
-      return { ok: false, va: v, fault: { ok: false, fault: 'rmp-violation', level: w.level, errorCode: (PF_RMP | PF_WRITE | PF_PRESENT) >>> 0, detail: `RMP violation at PFN 0x${pfn.toString(16)}: ${r.detail}` } };
+      return { ok: false, va: v, fault: { ok: false, fault: 'rmp-violation', level: w.level, errorCode: (PF_RMP | PF_WRITE | PF_PRESENT) >>> 0, detail: `RMP violation at PFN 0x${pfn.toString(16)}: ${r.detail}`, pa: r.pa } };
     }
     return { ok: true };
   });

@@ -7,7 +7,8 @@ import { Prng } from '../util/prng.js';
 import type { FirstKernel } from './first-kernel.js';
 import { directMapVirt } from './layout.js';
 import type { PageUse } from './mem-map.js';
-import { mustSucceed, writeVirt } from './virtual-access.js';
+import { writeVirt } from './virtual-access.js';
+import { faultOfAccess, pageFaultOops } from './oops.js';
 
 export interface WorkloadConfig {
   /** Pages to allocate and fill. */
@@ -19,6 +20,8 @@ export interface WorkloadResult {
   pages: number;
   runs: number;
   zeroPages: number;
+  /** The write that oopsed the kernel (an RMP violation, say); the workload stopped there. */
+  oops?: { cpu: number; va: bigint };
 }
 
 const USES: readonly PageUse[] = ['anon', 'anon', 'cache', 'cache-private', 'slab'];
@@ -59,7 +62,12 @@ export function runWorkload(k: FirstKernel, cfg: WorkloadConfig): WorkloadResult
         continue; // a zero page: allocated, never written (memory starts zeroed)
       }
       fillPage(page, kind, rng, pa);
-      mustSucceed(writeVirt(m.mc, m.bsp, directMapVirt(pa), page), 'workload write');
+      const w = writeVirt(m.mc, m.bsp, directMapVirt(pa), page);
+      if (!w.ok) {
+        pageFaultOops(k, m.bsp.id, faultOfAccess(w));
+        k.memMap.describe(k.mem, start / 4096, i, use);
+        return { pages: done + i, runs, zeroPages, oops: { cpu: m.bsp.id, va: w.va } };
+      }
     }
     k.memMap.describe(k.mem, start / 4096, len, use);
     done += len;

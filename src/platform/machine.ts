@@ -62,6 +62,8 @@ export interface MachineConfig {
   snp?: { rmpBytes: number; firmware: { major: number; minor: number; build: number } };
   /** Caps stored trace entries. */
   traceLimit?: number;
+  /** Trace kinds kept even past the cap (milestones; default just 'step'). */
+  traceKeep?: readonly string[];
 }
 
 export class Machine {
@@ -84,7 +86,7 @@ export class Machine {
   constructor(config: MachineConfig) {
     if (!(config.cpus >= 1 && config.cpus <= 4096)) throw new RangeError(`Cannot build machine: ${config.cpus} CPUs is out of range 1..4096`);
     this.config = config;
-    this.trace = new Trace(this.clock, config.traceLimit);
+    this.trace = new Trace(this.clock, config.traceLimit, config.traceKeep);
     const pc = pcE820(config.memoryBytes);
     let map = pc.map;
     const physTop = pc.physTop;

@@ -21,16 +21,20 @@ export class Trace {
   dropped = 0;
   #listeners: ((ev: TraceEvent) => void)[] = [];
 
-  constructor(clock: { readonly now: number }, limit = 200_000) {
+  /** Kinds stored even past the limit: the few milestones a run's story is told from. */
+  readonly #keep: ReadonlySet<string>;
+
+  constructor(clock: { readonly now: number }, limit = 200_000, keep: Iterable<string> = ['step']) {
     this.#clock = clock;
     this.limit = limit;
+    this.#keep = new Set(keep);
   }
 
   record(source: string, kind: string, detail: string, data?: TraceEvent['data']): TraceEvent {
     const ev: TraceEvent = data === undefined
       ? { t: this.#clock.now, source, kind, detail }
       : { t: this.#clock.now, source, kind, detail, data };
-    if (this.events.length < this.limit) this.events.push(ev);
+    if (this.events.length < this.limit || this.#keep.has(kind)) this.events.push(ev);
     else this.dropped++;
     for (const l of this.#listeners) l(ev);
     return ev;

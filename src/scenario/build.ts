@@ -1,5 +1,6 @@
 // From a validated scenario to a machine and the kernels' configurations.
 
+import { CHAIN_KINDS } from './chain.js';
 import { Machine, type NicSpec } from '../platform/machine.js';
 import { kernelProfile, type KernelProfile } from '../kernel/profile.js';
 import type { FirstKernelConfig } from '../kernel/first-kernel.js';
@@ -49,6 +50,7 @@ export function buildMachine(s: Scenario, seed: number): Machine {
     cpuVendor: cpu.vendor === 'amd' ? 'AuthenticAMD' : 'GenuineIntel',
     ...(cpu.memoryEncryption === 'none' ? {} : { memEncrypt: { state: cpu.memoryEncryption, cbit: cpu.cbit } }),
     ...(cpu.snp === undefined ? {} : { snp: snpConfig(cpu.snp, memory) }),
+    traceKeep: [...CHAIN_KINDS],
   });
 }
 
@@ -73,7 +75,7 @@ export function firstKernelConfig(s: Scenario, seed: number): FirstKernelConfig 
     cmdline: applyCmdlineFaults(cmdline, s.faults),
     seed,
     nic: { ringEntries: nic?.ringEntries ?? 256, bufferBytes: 2048, pollIntervalNs: NAPI_POLL_NS },
-    ...(s.machine.cpu.snp === undefined ? {} : { snpGuests: { count: s.machine.cpu.snp.guests, pages: s.machine.cpu.snp.guestPages } }),
+    ...(s.machine.cpu.snp === undefined ? {} : { snpGuests: { count: s.machine.cpu.snp.guests, pages: s.machine.cpu.snp.guestPages, vcpus: s.machine.cpu.snp.guestVcpus } }),
   };
 }
 

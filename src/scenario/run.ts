@@ -16,6 +16,7 @@ import { buildMachine, crashKernelProfile, duration, firstKernelConfig, size } f
 import { Oracle } from './oracle.js';
 import { applyBootFaults, armDmaFaults } from './faults.js';
 import { kexecReboot } from '../kernel/kexec-reboot.js';
+import { CHAIN_KINDS } from './chain.js';
 import { kernelProfile } from '../kernel/profile.js';
 import { checkExpectation } from './expect.js';
 import type { Scenario, Verdict } from './schema.js';
@@ -39,7 +40,6 @@ export interface RunOptions {
 }
 
 /** Trace kinds that belong in the causal chain besides kernel milestones. */
-const CHAIN_KINDS = new Set(['step', 'digest-ok', 'digest-mismatch', 'triple-fault', 'nmi-blocked', 'dma-fault', 'reset', 'fault']);
 /** How long a run waits for a capture kernel that makes no progress before calling it hung. */
 const HANG_WATCHDOG_NS = 60 * NS_PER_S;
 
@@ -73,8 +73,9 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     return finish('first-kernel-failed', null);
   }
   const bootedNs = m.clock.now;
-  runWorkload(fk, { pages: s.workload.pages, seed });
+  let workloadSeed = seed;
   if (s.kexecReboot !== undefined) {
+    runWorkload(fk, { pages: s.workload.pages, seed });
     // kexec -e into another kernel, which is then the one that crashes.
     const base = firstKernelConfig(s, seed);
     const next = kexecReboot(fk, {
@@ -91,7 +92,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
       chainExtra.push(`kexec'd kernel failed to boot: ${again.reason}`);
       return finish('first-kernel-failed', null);
     }
-    runWorkload(fk, { pages: s.workload.pages, seed: seed + 1 });
+    workloadSeed = seed + 1;
   }
 
   const load = kexecFileLoad(fk, {
@@ -119,8 +120,14 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
   }
   armDmaFaults(m, fk, load.image, s.faults);
 
-  m.clock.advance(duration(s.panic.after, 'panic.after'));
-  panic(fk, { cpu: Math.min(s.panic.cpu, m.cpus.length - 1), trigger: s.panic.trigger }, {
+  // The kdump service loaded the capture kernel at boot; then the machine works until it crashes.
+  const work = runWorkload(fk, { pages: s.workload.pages, seed: workloadSeed });
+  // A kernel-mode fault in the workload is an oops, and with panic_on_oops (as kdump hosts run) the panic comes at once.
+  if (work.oops === undefined) m.clock.advance(duration(s.panic.after, 'panic.after'));
+  const panicSpec = work.oops === undefined
+    ? { cpu: Math.min(s.panic.cpu, m.cpus.length - 1), trigger: s.panic.trigger }
+    : { cpu: work.oops.cpu, trigger: 'oops' as const };
+  panic(fk, panicSpec, {
     beforeHandoff: () => {
       oracle.snapshot();
       packetsAtHandoff = nicPackets();

@@ -103,6 +103,7 @@ export const scenarioSchema = z.strictObject({
           .describe('What the BIOS reserved for the RMP: enough for all memory, half of that, or nothing (RMP_BASE/RMP_END left 0)'),
         guests: z.number().int().min(0).max(64).default(0).describe('SNP guests KVM runs on the host'),
         guestPages: z.number().int().min(1).max(1 << 20).default(256).describe('Pages of memory each guest has assigned in the RMP'),
+        guestVcpus: z.number().int().min(1).max(64).default(2).describe('vCPUs per guest: each has a VMSA page, assigned to the guest and marked VMSA in the RMP'),
       }).optional().describe('SEV-SNP: CPUID reports it, the BIOS reserves the RMP, the PSP runs SEV firmware'),
     }).prefault({}),
     devices: z.array(nic).default([]),

@@ -130,7 +130,7 @@ describe('SNP refused', () => {
 
   it('firmware older than 1.51 rejects SNP_INIT_EX with the code the kernel logs', () => {
     const { r } = run('snp-host-boot.yaml', (s) => {
-      s.machine.cpu.snp = { firmware: '1.49', rmp: 'reserved', guests: 0, guestPages: 256 };
+      s.machine.cpu.snp = { firmware: '1.49', rmp: 'reserved', guests: 0, guestPages: 256, guestVcpus: 1 };
       delete s.expect;
     });
     expect(r.logs.firstKernel).toContainEqual(expect.stringContaining('ccp 0000:23:00.1: SEV-SNP: failed to INIT rc -5, error 0x11'));

@@ -55,6 +55,8 @@ export class RxNic implements MmioDevice {
   readonly #trace: Trace;
   #timer: EventHandle | undefined;
   #packetNo = 0;
+  /** Address of the last DMA fault traced (repeats at it are only counted). */
+  #lastFaultAddr: number | undefined;
   /** Set while the ring is full: packets arriving meanwhile are dropped without DMA, counted when it resumes. */
   #fullSince: number | undefined;
   readonly #desc = new Uint8Array(RX_DESC_SIZE);
@@ -222,6 +224,9 @@ export class RxNic implements MmioDevice {
 
   #dmaFault(what: string, addr: number, detail: string): void {
     this.dmaFaults++;
+    // The engine retries the same descriptor on every packet: trace a fault once per address, count them all.
+    if (this.#lastFaultAddr === addr) return;
+    this.#lastFaultAddr = addr;
     this.#trace.record(this.name, 'dma-fault', `${this.name}: ${what} at 0x${addr.toString(16)} failed: ${detail}`, { addr });
   }
 }

@@ -35,6 +35,16 @@ export function attachPsp(m: Machine, spec: PspSpec): PspMailbox {
       const loc = m.rmp;
       return loc !== undefined && rmpCovers(loc, pfn) && readRmpEntry(m.mc, loc, pfn).assigned;
     },
+    isGuestPageOf: (pfn, asid) => {
+      const loc = m.rmp;
+      if (loc === undefined || !rmpCovers(loc, pfn)) return false;
+      const e = readRmpEntry(m.mc, loc, pfn);
+      return e.assigned && e.asid === asid && e.pageSize === 0 && !e.validated;
+    },
+    markValidated: (pfn, vmsa) => {
+      const loc = m.rmp;
+      if (loc && rmpCovers(loc, pfn)) writeRmpEntry(m.mc, loc, pfn, { ...readRmpEntry(m.mc, loc, pfn), validated: true, vmsa }, PSP_REQUESTER);
+    },
   };
   const platform: SnpPlatform = {
     snpEnabledOnAllCpus: () => m.cpus.every((c) => snpEnabledOn(c)),

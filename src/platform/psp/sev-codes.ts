@@ -21,6 +21,8 @@ export const SEV_CMD_SNP_SHUTDOWN_EX = 0x86;
 export const SEV_CMD_SNP_DECOMMISSION = 0x90;
 export const SEV_CMD_SNP_ACTIVATE = 0x91;
 export const SEV_CMD_SNP_GCTX_CREATE = 0x93;
+export const SEV_CMD_SNP_LAUNCH_UPDATE = 0xa1;
+export const SEV_CMD_SNP_LAUNCH_FINISH = 0xa2;
 
 export const SEV_CMD_NAMES: Readonly<Record<number, string>> = {
   [SEV_CMD_INIT]: 'INIT',
@@ -36,6 +38,8 @@ export const SEV_CMD_NAMES: Readonly<Record<number, string>> = {
   [SEV_CMD_SNP_DECOMMISSION]: 'SNP_DECOMMISSION',
   [SEV_CMD_SNP_ACTIVATE]: 'SNP_ACTIVATE',
   [SEV_CMD_SNP_GCTX_CREATE]: 'SNP_GCTX_CREATE',
+  [SEV_CMD_SNP_LAUNCH_UPDATE]: 'SNP_LAUNCH_UPDATE',
+  [SEV_CMD_SNP_LAUNCH_FINISH]: 'SNP_LAUNCH_FINISH',
 };
 
 export function sevCommandName(cmd: number): string {
@@ -124,6 +128,16 @@ export const SNP_SHUTDOWN_EX_IOMMU_SNP_SHUTDOWN = 1 << 0;
 export const SNP_ADDR_SIZE = 8;
 /** sev_data_snp_activate: u64 gctx_paddr; u32 asid. */
 export const SNP_ACTIVATE_SIZE = 12;
+/**
+ * sev_data_snp_launch_update, 32 bytes: u64 gctx_paddr; u32 bits (0 page_size,
+ * 3:1 page_type, 4 imi_page); u32 rsvd; u64 address; u32 VMPL permissions; u32 rsvd.
+ */
+export const SNP_LAUNCH_UPDATE_SIZE = 32;
+/** SNP page types for SNP_LAUNCH_UPDATE. */
+export const SNP_PAGE_TYPE_NORMAL = 1;
+export const SNP_PAGE_TYPE_VMSA = 2;
+/** sev_data_snp_launch_finish starts with u64 gctx_paddr; the ID block fields are not modelled. */
+export const SNP_LAUNCH_FINISH_SIZE = 8;
 /** sev_user_data_snp_status as the firmware writes it to the status page (32 bytes). */
 export const SNP_STATUS_SIZE = 32;
 /** HV-fixed range list: u32 num_elements; u32 rsvd; then { u64 base; u32 page_count; u32 rsvd } x N; at most 4 KiB. */

@@ -23,7 +23,8 @@ import {
   SEV_RET_INVALID_LEN, SEV_RET_INVALID_PAGE_STATE, SEV_RET_INVALID_PARAM, SEV_RET_INVALID_PLATFORM_STATE,
   SEV_RET_RMP_INIT_REQUIRED, SEV_RET_SUCCESS, SEV_RET_WBINVD_REQUIRED,
   SEV_STATE_INIT, SEV_STATE_UNINIT, SEV_USER_DATA_STATUS_SIZE,
-  SNP_ACTIVATE_SIZE, SNP_ADDR_SIZE, SNP_INIT_EX_INIT_RMP, SNP_INIT_EX_LIST_PADDR_EN, SNP_INIT_EX_SIZE,
+  SNP_ACTIVATE_SIZE, SNP_ADDR_SIZE, SEV_CMD_SNP_LAUNCH_UPDATE, SEV_CMD_SNP_LAUNCH_FINISH, SNP_LAUNCH_UPDATE_SIZE,
+  SNP_LAUNCH_FINISH_SIZE, SNP_PAGE_TYPE_VMSA, SEV_RET_INVALID_PAGE_SIZE, SNP_INIT_EX_INIT_RMP, SNP_INIT_EX_LIST_PADDR_EN, SNP_INIT_EX_SIZE,
   SNP_SHUTDOWN_EX_IOMMU_SNP_SHUTDOWN, SNP_SHUTDOWN_EX_SIZE, SNP_STATUS_SIZE,
   sevCommandName, sevReturnName,
 } from './sev-codes.js';
@@ -42,6 +43,10 @@ export interface RmpWriter {
   /** Marks `count` pages from `pfn` HV-fixed (SNP_INIT_EX list_paddr ranges). */
   markHypervisorFixed(pfn: number, count: number): void;
   isAssigned(pfn: number): boolean;
+  /** The page is a 4 KiB guest page assigned to `asid` and not yet validated. */
+  isGuestPageOf(pfn: number, asid: number): boolean;
+  /** Launch: the firmware validates the page for its guest, and marks it a VMSA when it holds a vCPU's state. */
+  markValidated(pfn: number, vmsa: boolean): void;
 }
 
 /** What the firmware asks of the platform around it; the machine implements it. */
@@ -83,6 +88,8 @@ export interface GuestContext {
   readonly gctxPaddr: number;
   /** Bound by SNP_ACTIVATE; undefined until then. */
   asid: number | undefined;
+  /** SNP_LAUNCH_FINISH done: the guest runs, and no more pages can be launched into it. */
+  launched: boolean;
 }
 
 /**
@@ -103,6 +110,8 @@ export const SEV_COMMAND_DELAY_NS: Readonly<Record<number, number>> = {
   [SEV_CMD_SNP_DECOMMISSION]: 100 * NS_PER_US,
   [SEV_CMD_SNP_GCTX_CREATE]: 100 * NS_PER_US,
   [SEV_CMD_SNP_ACTIVATE]: 50 * NS_PER_US,
+  [SEV_CMD_SNP_LAUNCH_UPDATE]: 20 * NS_PER_US,
+  [SEV_CMD_SNP_LAUNCH_FINISH]: 100 * NS_PER_US,
 };
 const UNKNOWN_COMMAND_DELAY_NS = 10 * NS_PER_US;
 
@@ -115,12 +124,14 @@ const BUFFER_IN_BYTES: Readonly<Record<number, number>> = {
   [SEV_CMD_SNP_DECOMMISSION]: SNP_ADDR_SIZE,
   [SEV_CMD_SNP_GCTX_CREATE]: SNP_ADDR_SIZE,
   [SEV_CMD_SNP_ACTIVATE]: SNP_ACTIVATE_SIZE,
+  [SEV_CMD_SNP_LAUNCH_UPDATE]: SNP_LAUNCH_UPDATE_SIZE,
+  [SEV_CMD_SNP_LAUNCH_FINISH]: SNP_LAUNCH_FINISH_SIZE,
 };
 
 const SNP_COMMANDS = new Set([
   SEV_CMD_SNP_INIT, SEV_CMD_SNP_SHUTDOWN, SEV_CMD_SNP_PLATFORM_STATUS, SEV_CMD_SNP_DF_FLUSH,
   SEV_CMD_SNP_INIT_EX, SEV_CMD_SNP_SHUTDOWN_EX, SEV_CMD_SNP_DECOMMISSION, SEV_CMD_SNP_ACTIVATE,
-  SEV_CMD_SNP_GCTX_CREATE,
+  SEV_CMD_SNP_GCTX_CREATE, SEV_CMD_SNP_LAUNCH_UPDATE, SEV_CMD_SNP_LAUNCH_FINISH,
 ]);
 
 const PSP: Requester = { kind: 'device', name: 'psp' };
@@ -256,6 +267,8 @@ export class SevFirmware {
       case SEV_CMD_SNP_GCTX_CREATE: return this.#gctxCreate(u64(buf, 0));
       case SEV_CMD_SNP_ACTIVATE: return this.#activate(u64(buf, 0), buf.getUint32(8, true));
       case SEV_CMD_SNP_DECOMMISSION: return this.#decommission(u64(buf, 0));
+      case SEV_CMD_SNP_LAUNCH_UPDATE: return this.#launchUpdate(u64(buf, 0), buf.getUint32(8, true), u64(buf, 16));
+      case SEV_CMD_SNP_LAUNCH_FINISH: return this.#launchFinish(u64(buf, 0));
       default: return SEV_RET_INVALID_COMMAND;
     }
   }
@@ -403,8 +416,9 @@ export class SevFirmware {
     const own = this.config.privatePages;
     const pfn = gctx / PAGE;
     if (pfn >= own.basePfn && pfn < own.basePfn + own.count) return SEV_RET_INVALID_PAGE_STATE;
-    this.guests.set(gctx, { gctxPaddr: gctx, asid: undefined });
-    this.#deps.mc.zero(gctx, PAGE, PSP);
+    this.guests.set(gctx, { gctxPaddr: gctx, asid: undefined, launched: false });
+    // The context page is the firmware's own now: its writes to it are not RMP-checked.
+    this.#deps.mc.zero(gctx, PAGE, PSP, { guardExempt: true });
     return SEV_RET_SUCCESS;
   }
 
@@ -419,6 +433,31 @@ export class SevFirmware {
     if (this.asidsAwaitingFlush.has(asid)) return SEV_RET_DFFLUSH_REQUIRED;
     g.asid = asid;
     this.lastGuestActivityNs = this.#deps.clock.now;
+    return SEV_RET_SUCCESS;
+  }
+
+  // SNP_LAUNCH_UPDATE: the page must already be assigned to the guest's ASID
+  // (the hypervisor's RMPUPDATE); the firmware validates it, and a VMSA page
+  // also gets the VMSA bit. Only 4 KiB pages are modelled.
+  #launchUpdate(gctx: number, bits: number, address: number): number {
+    if (!this.snpInitialized) return SEV_RET_INVALID_PLATFORM_STATE;
+    const g = this.guests.get(gctx);
+    if (g === undefined) return SEV_RET_INVALID_GUEST;
+    if (g.asid === undefined || g.launched) return SEV_RET_INVALID_GUEST_STATE;
+    if ((bits & 1) !== 0) return SEV_RET_INVALID_PAGE_SIZE;
+    if (address % PAGE !== 0) return SEV_RET_INVALID_ADDRESS;
+    const pfn = address / PAGE;
+    if (!this.#deps.rmp.isGuestPageOf(pfn, g.asid)) return SEV_RET_INVALID_PAGE_STATE;
+    this.#deps.rmp.markValidated(pfn, ((bits >>> 1) & 7) === SNP_PAGE_TYPE_VMSA);
+    return SEV_RET_SUCCESS;
+  }
+
+  #launchFinish(gctx: number): number {
+    if (!this.snpInitialized) return SEV_RET_INVALID_PLATFORM_STATE;
+    const g = this.guests.get(gctx);
+    if (g === undefined) return SEV_RET_INVALID_GUEST;
+    if (g.asid === undefined || g.launched) return SEV_RET_INVALID_GUEST_STATE;
+    g.launched = true;
     return SEV_RET_SUCCESS;
   }
 

@@ -273,6 +273,10 @@ describe('RxNic', () => {
     expect(r.nic.dmaFaults).toBe(1);
     expect(r.read(NIC_RDH)).toBe(0);
     expect(r.trace.find('dma-fault', 'nic0')).toHaveLength(1);
+    // Every later packet retries the same descriptor: counted, traced once.
+    r.clock.advanceTo(10 * IV);
+    expect(r.nic.dmaFaults).toBe(10);
+    expect(r.trace.find('dma-fault', 'nic0')).toHaveLength(1);
   });
 
   describe('against a reference ring (random driver behaviour)', () => {

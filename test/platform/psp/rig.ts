@@ -33,6 +33,14 @@ export class MapRmp implements RmpWriter {
     return e === 'fw' || e === 'guest';
   }
   state(pfn: number): RmpState { return this.entries.get(pfn) ?? 'hv'; }
+  /** Guest pages by ASID, and which were validated (VMSA or not). */
+  readonly guestAsid = new Map<number, number>();
+  readonly validated = new Map<number, 'page' | 'vmsa'>();
+  assignToGuest(pfn: number, asid: number): void { this.entries.set(pfn, 'guest'); this.guestAsid.set(pfn, asid); }
+  isGuestPageOf(pfn: number, asid: number): boolean {
+    return this.entries.get(pfn) === 'guest' && this.guestAsid.get(pfn) === asid && !this.validated.has(pfn);
+  }
+  markValidated(pfn: number, vmsa: boolean): void { this.validated.set(pfn, vmsa ? 'vmsa' : 'page'); }
 }
 
 export class TestPlatform implements SnpPlatform {

@@ -9,6 +9,8 @@ import {
   SEV_RET_INVALID_LEN, SEV_RET_ASID_OWNED, SEV_RET_INVALID_ASID, SEV_RET_INVALID_GUEST,
   SEV_RET_INVALID_PAGE_STATE, SEV_RET_HWSEV_RET_UNSAFE, SEV_RET_NAMES, SEV_STATE_INIT, SEV_STATE_UNINIT,
   SNP_INIT_EX_INIT_RMP, SNP_INIT_EX_LIST_PADDR_EN, SNP_SHUTDOWN_EX_IOMMU_SNP_SHUTDOWN,
+  SEV_CMD_SNP_LAUNCH_UPDATE, SEV_CMD_SNP_LAUNCH_FINISH, SNP_PAGE_TYPE_NORMAL, SNP_PAGE_TYPE_VMSA,
+  SEV_RET_INVALID_GUEST_STATE, SEV_RET_INVALID_PAGE_SIZE,
 } from '../../../src/platform/psp/sev-codes.js';
 import {
   rig, type Rig, FW_BASE_PFN, FW_PAGES, IOMMU_PFNS, addrBuf, initExBuf, shutdownExBuf, activateBuf, bytes, setU64,
@@ -157,6 +159,42 @@ describe('SEV firmware: SNP shutdown with guests', () => {
     snpInit(r);
     expect(r.run(SEV_CMD_SNP_GCTX_CREATE, addrBuf(GCTX))).toBe(SEV_RET_INVALID_PAGE_STATE);
     expect(r.fw.guests.size).toBe(0);
+  });
+});
+
+function launchUpdateBuf(gctx: number, pageType: number, pa: number, pageSize = 0): Uint8Array {
+  return bytes(32, (dv) => {
+    setU64(dv, 0, gctx);
+    dv.setUint32(8, pageSize | (pageType << 1), true);
+    setU64(dv, 16, pa);
+  });
+}
+
+describe('SEV firmware: launching a guest', () => {
+  it('SNP_LAUNCH_UPDATE validates pages assigned to the guest, marks a VMSA page, and is refused after LAUNCH_FINISH', () => {
+    const r = rig();
+    snpInit(r);
+    launchGuest(r, GCTX, 5);
+    const page = 0x50_0000 / 4096;
+    const vmsa = 0x50_1000 / 4096;
+    const foreign = 0x50_2000 / 4096;
+    r.rmp.assignToGuest(page, 5);
+    r.rmp.assignToGuest(vmsa, 5);
+    r.rmp.assignToGuest(foreign, 6);
+    expect(r.run(SEV_CMD_SNP_LAUNCH_UPDATE, launchUpdateBuf(GCTX, SNP_PAGE_TYPE_NORMAL, page * 4096))).toBe(SEV_RET_SUCCESS);
+    expect(r.run(SEV_CMD_SNP_LAUNCH_UPDATE, launchUpdateBuf(GCTX, SNP_PAGE_TYPE_VMSA, vmsa * 4096))).toBe(SEV_RET_SUCCESS);
+    expect(r.rmp.validated.get(page)).toBe('page');
+    expect(r.rmp.validated.get(vmsa)).toBe('vmsa');
+    // Another guest's page, an already validated page, a hypervisor page, a 2 MiB request: refused, nothing changes.
+    expect(r.run(SEV_CMD_SNP_LAUNCH_UPDATE, launchUpdateBuf(GCTX, SNP_PAGE_TYPE_NORMAL, foreign * 4096))).toBe(SEV_RET_INVALID_PAGE_STATE);
+    expect(r.run(SEV_CMD_SNP_LAUNCH_UPDATE, launchUpdateBuf(GCTX, SNP_PAGE_TYPE_NORMAL, page * 4096))).toBe(SEV_RET_INVALID_PAGE_STATE);
+    expect(r.run(SEV_CMD_SNP_LAUNCH_UPDATE, launchUpdateBuf(GCTX, SNP_PAGE_TYPE_NORMAL, 0x60_0000))).toBe(SEV_RET_INVALID_PAGE_STATE);
+    expect(r.run(SEV_CMD_SNP_LAUNCH_UPDATE, launchUpdateBuf(GCTX, SNP_PAGE_TYPE_NORMAL, foreign * 4096, 1))).toBe(SEV_RET_INVALID_PAGE_SIZE);
+    expect(r.rmp.validated.has(foreign)).toBe(false);
+    expect(r.run(SEV_CMD_SNP_LAUNCH_FINISH, addrBuf(GCTX))).toBe(SEV_RET_SUCCESS);
+    r.rmp.assignToGuest(0x50_3000 / 4096, 5);
+    expect(r.run(SEV_CMD_SNP_LAUNCH_UPDATE, launchUpdateBuf(GCTX, SNP_PAGE_TYPE_NORMAL, 0x50_3000))).toBe(SEV_RET_INVALID_GUEST_STATE);
+    expect(r.run(SEV_CMD_SNP_LAUNCH_FINISH, addrBuf(GCTX))).toBe(SEV_RET_INVALID_GUEST_STATE);
   });
 });
 
