@@ -2,14 +2,17 @@
 // legacy SHUTDOWN first, then SNP_SHUTDOWN_EX with IOMMU_SNP_SHUTDOWN after
 // a WBINVD (every CPU normally; only this one from the panic path, where the
 // others flushed as they stopped). DFFLUSH_REQUIRED gets one SNP_DF_FLUSH and
-// one retry; with SNP guests still live the firmware refuses again. Runs at
-// kexec (device shutdown) and, in kernels that have the notifier, on panic.
+// one retry; with SNP guests still live the firmware refuses again. On
+// success amd_iommu_snp_disable() hands the IOMMU's pages back. Runs at kexec
+// (device shutdown) and, in kernels that have the notifier, on panic.
 
 import { wbinvd } from '../platform/cpu/wbinvd.js';
 import {
   SEV_CMD_SHUTDOWN, SEV_CMD_SNP_DF_FLUSH, SEV_CMD_SNP_SHUTDOWN_EX, SEV_RET_DFFLUSH_REQUIRED,
   SNP_SHUTDOWN_EX_IOMMU_SNP_SHUTDOWN, SNP_SHUTDOWN_EX_SIZE, sevReturnName,
 } from '../platform/psp/sev-codes.js';
+import { rmpupdate } from '../platform/snp/rmp-instructions.js';
+import { readRmpEntry, rmpCovers } from '../platform/snp/rmp.js';
 import type { FirstKernel } from './first-kernel.js';
 import { CCP_DEV, pspCommand } from './snp-host.js';
 
@@ -55,6 +58,33 @@ export function sevFirmwareShutdown(k: FirstKernel, opts: { panic: boolean; cpu?
     return { snp: 'failed', status: rc };
   }
   k.snp.firmwareInitialized = false;
-  k.step('SNP_SHUTDOWN_EX with IOMMU_SNP_SHUTDOWN succeeded');
+  k.step('SNP_SHUTDOWN_EX with IOMMU_SNP_SHUTDOWN succeeded: the IOMMU is no longer locked');
+  amdIommuSnpDisable(k);
   return { snp: 'shut-down' };
+}
+
+/**
+ * snp_shutdown_on_panic(): the CCP panic notifier. Interrupts are off, so
+ * completion is polled; only this CPU flushes (the others did as they
+ * stopped).
+ */
+export function snpShutdownOnPanic(k: FirstKernel, cpu: number): void {
+  sevFirmwareShutdown(k, { panic: true, cpu });
+}
+
+/** amd_iommu_snp_disable(): the event log and CWB pages back to hypervisor state (rmp_make_shared). */
+export function amdIommuSnpDisable(k: FirstKernel): void {
+  const m = k.machine;
+  const loc = m.rmp;
+  if (m.amdIommu === undefined || loc === undefined) return;
+  let failed = 0;
+  for (const pfn of m.amdIommu.snpBufferPfns()) {
+    if (!rmpCovers(loc, pfn) || !readRmpEntry(m.mc, loc, pfn).assigned) continue;
+    const r = rmpupdate(m, m.bsp, pfn * 4096, { gpa: 0, assigned: false, pageSize: 0, immutable: false, asid: 0 });
+    if (!r.ok) {
+      failed++;
+      k.log.printk(`SEV-SNP: RMPUPDATE failed for PFN ${pfn.toString(16)}, pg_level: 1, ret: ${'rc' in r ? r.rc : -1}`);
+    }
+  }
+  if (failed > 0) k.step(`amd_iommu_snp_disable: ${failed} IOMMU pages stay firmware-owned (the firmware did not reclaim them)`, { failed });
 }

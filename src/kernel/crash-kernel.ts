@@ -4,6 +4,8 @@
 // finds the elfcorehdr from `elfcorehdr=`, builds /proc/vmcore over the old
 // kernel's memory, and its kdump service saves the vmcore.
 
+import { AmdIommuDriver, type IommuHost } from './drivers/amd-iommu/amd-iommu-driver.js';
+import { checkTimer } from './io-apic-timer.js';
 import type { Machine } from '../platform/machine.js';
 import type { Cpu } from '../platform/cpu/cpu.js';
 import type { Requester } from '../platform/memory-controller.js';
@@ -47,6 +49,8 @@ export interface CaptureEnvironment {
   onProgress?: (done: number, total: number) => void;
   /** Sees every page /proc/vmcore serves, as it is served, with the key slot its read used. */
   onPageServed?: (pfn: number, page: Uint8Array, keyId: number) => void;
+  /** Told of old-kernel memory this kernel takes over and writes by design (the IOMMU buffers it reuses). */
+  onReuseOldMemory?: (pa: number, length: number, purpose: string) => void;
 }
 
 export type CrashKernelOutcome =
@@ -99,6 +103,9 @@ export class CrashKernel {
   step(detail: string, data?: Record<string, number | string | boolean>): void {
     this.machine.trace.record('crash-kernel', 'step', detail, data);
   }
+
+  /** The AMD IOMMU driver of this kernel, when the machine has an IOMMU. */
+  iommu: AmdIommuDriver | undefined;
 
   /** The capture kernel never initialises host SNP (it has no firmware or guests of its own). */
   readonly hostSnp = false;
@@ -156,7 +163,17 @@ export class CrashKernel {
     const pt = new PageTableBuilder(this.mem, root, () => this.#allocPage(), gbPages, cbitHi(this.sme));
     for (const r of usable) pt.map(PAGE_OFFSET + BigInt(r.start), r.start, r.end - r.start, { writable: true, global: true });
     this.cpu.cr3 = root + Number(this.sme.mask);
-    m.clock.advance(300 * NS_PER_MS);
+    m.clock.advance(100 * NS_PER_MS);
+
+    // enable_IR(): the AMD IOMMU driver finds translation on (is_kdump_kernel) and takes its era's path; then check_timer().
+    this.iommu = AmdIommuDriver.init(this.#iommuHost(), { kdump: true, wantSnp: false });
+    const timer = checkTimer(this, this.cpu.id, this.iommu);
+    if (!timer.ok) {
+      this.#panic(timer.message);
+      this.step(`capture kernel panics in check_timer: ${timer.message}`);
+      return;
+    }
+    m.clock.advance(200 * NS_PER_MS);
     this.log.printk('smp: Bringing up secondary CPUs ...');
     this.log.printk('smp: Brought up 1 node, 1 CPU');
 
@@ -182,7 +199,23 @@ export class CrashKernel {
     if (vmcore === undefined) return;
     this.vmcore = vmcore;
     m.clock.advance(400 * NS_PER_MS);
+    this.iommu?.pollEvents();
     this.#saveVmcore(vmcore);
+    this.iommu?.pollEvents();
+  }
+
+  #iommuHost(): IommuHost {
+    return {
+      machine: this.machine, profile: this.profile, log: this.log, mem: this.mem, cmdline: this.cmdline, smeMask: this.sme.mask,
+      allocDma32: (bytes, align) => {
+        const pa = this.memblock?.alloc(bytes, align, 0, 2 ** 32);
+        if (pa !== undefined) this.mem.zero(pa, bytes);
+        return pa;
+      },
+      step: (d, data) => this.step(d, data),
+      noteDmaBuffer: () => { /* what the capture kernel gives devices is its own memory, not the dump's */ },
+      noteReusedOldMemory: (pa, length, purpose) => this.env.onReuseOldMemory?.(pa, length, purpose),
+    };
   }
 
   #allocPage(): number {

@@ -28,7 +28,9 @@ import { RxNicDriver } from './drivers/rx-nic-driver.js';
 import type { KexecImage } from './kexec-file-load.js';
 import { smeEnable, smeBanner, cbitHi, type SmeDecision } from './sme.js';
 import { faultOfWrite, pageFaultOops } from './oops.js';
-import { snpProbe, iommuSnpEnable, snpRmptableInit, ccpSnpInit, type SnpHostState } from './snp-host.js';
+import { snpProbe, snpRmptableInit, ccpSnpInit, type SnpHostState } from './snp-host.js';
+import { AmdIommuDriver, type IommuHost } from './drivers/amd-iommu/amd-iommu-driver.js';
+import { checkTimer, stopHpet } from './io-apic-timer.js';
 import { launchSnpGuests, type SnpGuest } from './kvm-snp.js';
 import { KernelWriteFault, physAccess, type PhysAccess } from './phys-access.js';
 import { HOST_KEY_SLOT } from '../platform/machine.js';
@@ -85,6 +87,8 @@ export class FirstKernel {
   /** SEV-SNP host state (inactive unless the profile, the CPU and the BIOS allow it). */
   snp: SnpHostState = { active: false, iommuSnp: false, skippedEnable: false, firmwareInitialized: false, sevInitialized: false };
   snpGuests: SnpGuest[] = [];
+  /** The AMD IOMMU driver, when the machine has an IOMMU this kernel brought up. */
+  iommu: AmdIommuDriver | undefined;
   /** Ranges this kernel maps decrypted under SME. */
   readonly decrypted: Range[] = [];
   /** Physical memory as this kernel sees it (through its encryption view). */
@@ -181,8 +185,17 @@ export class FirstKernel {
     this.running = true;
     m.bsp.nmiHandler = (cpu) => this.#nmi(cpu);
     clock.advance(120 * NS_PER_MS);
+    // enable_IR() before the IO-APIC is set up: the AMD IOMMU comes up (and says whether SNP may run), then check_timer().
+    this.iommu = AmdIommuDriver.init(this.iommuHost(), { kdump: false, wantSnp: this.snp.active });
+    this.snp.iommuSnp = this.iommu?.snpEnabled ?? false;
+    const timer = checkTimer(this, m.bsp.id, this.iommu);
+    if (!timer.ok) {
+      this.log.printk(`Kernel panic - not syncing: ${timer.message}`);
+      this.running = false;
+      return { ok: false, reason: timer.message };
+    }
+    stopHpet(m); // the local APIC timers take over
     this.#bringUpAps();
-    iommuSnpEnable(this, this.snp);
 
     clock.advance(100 * NS_PER_MS);
     snpRmptableInit(this, this.snp);
@@ -198,6 +211,21 @@ export class FirstKernel {
     this.log.printk('Run /sbin/init as init process');
     this.step(`first kernel ${this.profile.release} booted on ${m.cpus.length} CPUs`);
     return { ok: true };
+  }
+
+  /** What the IOMMU driver needs of this kernel. */
+  iommuHost(): IommuHost {
+    return {
+      machine: this.machine, profile: this.profile, log: this.log, mem: this.mem, cmdline: this.cmdline, smeMask: this.sme.mask,
+      allocDma32: (bytes, align) => {
+        const pa = this.memblock.alloc(bytes, align, 0, 2 ** 32);
+        if (pa !== undefined) this.mem.zero(pa, bytes);
+        return pa;
+      },
+      step: (d, data) => this.step(d, data),
+      noteDmaBuffer: (device, pa, length, purpose) => { this.dmaMappings.push({ device, pa, length, purpose }); },
+      noteReusedOldMemory: () => { /* a first kernel reuses nothing of a previous one's */ },
+    };
   }
 
   /** Allocates a zeroed page from memblock for kernel use (page tables, buffers). */

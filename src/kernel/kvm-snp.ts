@@ -9,8 +9,10 @@
 // decommissioned.
 
 import { rmpupdate, type RmpState } from '../platform/snp/rmp-instructions.js';
+import { wbinvd } from '../platform/cpu/wbinvd.js';
 import {
   SEV_CMD_SNP_ACTIVATE, SEV_CMD_SNP_GCTX_CREATE, SEV_CMD_SNP_LAUNCH_FINISH, SEV_CMD_SNP_LAUNCH_UPDATE,
+  SEV_CMD_SNP_DECOMMISSION, SEV_CMD_SNP_PAGE_RECLAIM, SEV_CMD_SNP_DF_FLUSH,
   SNP_ACTIVATE_SIZE, SNP_LAUNCH_UPDATE_SIZE, SNP_PAGE_TYPE_NORMAL, SNP_PAGE_TYPE_VMSA, sevReturnName,
 } from '../platform/psp/sev-codes.js';
 import type { FirstKernel } from './first-kernel.js';
@@ -94,6 +96,33 @@ export function launchSnpGuests(k: FirstKernel, state: SnpHostState, count: numb
     k.step(`${guests.length} SNP guests running (ASIDs ${guests.map((g) => g.asid).join(', ')}), ${pagesPerGuest} pages each assigned in the RMP, ${vcpus} VMSA page${vcpus === 1 ? '' : 's'} each`, { guests: guests.length });
   }
   return guests;
+}
+
+/**
+ * The VMMs stop their guests (as a shutdown or `systemctl kexec` does before
+ * kexec): KVM decommissions each context, gives the guest's memory back with
+ * RMPUPDATE, has the firmware reclaim the pages it cannot (VMSAs, the context
+ * page: immutable), then flushes and SNP_DF_FLUSHes so the ASIDs are free.
+ */
+export function stopSnpGuests(k: FirstKernel): void {
+  const m = k.machine;
+  if (k.snpGuests.length === 0) return;
+  const buf = k.allocPage();
+  const fw = (cmd: number, pa: number): number => {
+    k.mem.write(buf, u64le(pa, 8));
+    return pspCommand(k, m.bsp, cmd, buf);
+  };
+  const shared: RmpState = { gpa: 0, assigned: false, pageSize: 0, immutable: false, asid: 0 };
+  let failures = 0;
+  for (const g of k.snpGuests) {
+    if (fw(SEV_CMD_SNP_DECOMMISSION, g.gctx) !== 0) failures++;
+    for (let p = 0; p < g.pages; p++) if (!rmpupdate(m, m.bsp, g.memory + p * 4096, shared).ok) failures++;
+    for (const pa of [...g.vmsas, g.gctx]) if (fw(SEV_CMD_SNP_PAGE_RECLAIM, pa) !== 0) failures++;
+  }
+  for (const c of m.cpus) wbinvd(c, m.clock.now, m.trace, 'sev_flush_asids');
+  if (pspCommand(k, m.bsp, SEV_CMD_SNP_DF_FLUSH, 0) !== 0) failures++;
+  k.step(`VMMs stopped: ${k.snpGuests.length} SNP guests decommissioned and their pages returned to the hypervisor${failures > 0 ? ` (${failures} steps failed)` : ''}`, { failures });
+  k.snpGuests = [];
 }
 
 /**

@@ -10,6 +10,9 @@ import type { FirstKernel } from './first-kernel.js';
 import { crashSaveCpu } from './crash-notes.js';
 import { writeVmcoreinfoNote } from './vmcoreinfo-export.js';
 import { Prng } from '../util/prng.js';
+import { wbinvd } from '../platform/cpu/wbinvd.js';
+import { quiesceInterrupts } from './io-apic-timer.js';
+import { snpShutdownOnPanic } from './ccp-shutdown.js';
 
 export interface PanicSpec {
   cpu: number;
@@ -37,6 +40,7 @@ export function panic(k: FirstKernel, spec: PanicSpec, hooks: PanicHooks = {}): 
   k.log.printk(`CPU: ${cpu.id} PID: ${PANIC_PID} Comm: bash Not tainted ${k.profile.release} #1`);
   k.step(`panic on CPU ${cpu.id}: ${message}`, { cpu: cpu.id });
   k.running = false; // interrupts off: no more timers, softirqs or NAPI polls
+  m.interrupts.lapic(cpu.id).interruptsEnabled = false;
   cpu.state = 'running';
   setPanicRegisters(k, cpu);
 
@@ -61,6 +65,9 @@ export function panic(k: FirstKernel, spec: PanicSpec, hooks: PanicHooks = {}): 
     k.setNmiHandler(other, (c) => {
       c.regs.rip = k.image.va('native_safe_halt') + 0x12n;
       crashSaveCpu(k.mem, c, k.crashNotes[c.id]!, 0);
+      // kdump_sev_callback(): on an SNP host each stopping CPU flushes its caches.
+      if (k.snp.active) wbinvd(c, m.clock.now, m.trace, 'kdump_sev_callback in the NMI shoot-down');
+      m.interrupts.lapic(c.id).interruptsEnabled = false;
       c.state = 'halted'; // halt with interrupts off, for good
       c.nmiHandler = () => { /* already stopped */ };
       stopped++;
@@ -70,6 +77,12 @@ export function panic(k: FirstKernel, spec: PanicSpec, hooks: PanicHooks = {}): 
   if (stopped < others.length) m.clock.advance(1000 * NS_PER_MS); // waited for CPUs that never answered
   else m.clock.advance(50_000);
   k.step(`NMI shoot-down: ${stopped} of ${others.length} other CPUs saved registers and halted`, { stopped, others: others.length });
+
+  // Panic notifiers (crash_kexec_post_notifiers, forced on SNP hosts): the CCP driver shuts the firmware down.
+  if (k.profile.mechanisms.snpPanicShutdown && k.snp.firmwareInitialized) snpShutdownOnPanic(k, cpu.id);
+
+  // native_machine_crash_shutdown(): IO-APIC pins masked, HPET stopped. The IOMMU is left as it is.
+  quiesceInterrupts(m);
 
   // relocate_kernel: with memory encryption on, flush caches so no encrypted line is written back over the new kernel's plaintext.
   if (k.sme.active) m.trace.record(`cpu${cpu.id}`, 'wbinvd', `CPU ${cpu.id}: WBINVD before jumping to the identity-mapped (unencrypted) purgatory`);

@@ -29,6 +29,23 @@ export interface KernelMechanisms {
    * instead of the bare sentence (6.14).
    */
   ccpErrorDetails: boolean;
+  /**
+   * What a capture kernel's AMD IOMMU driver does with translation the old
+   * kernel left on: `disable` it and start with empty tables (before 4.13),
+   * `copy` the old device table into a new one and program new buffers
+   * (4.13 to 6.17), or `reuse` the old device table, command buffer, event
+   * log and completion-wait buffer in place without writing a base register,
+   * keeping the old domain ids (6.18).
+   */
+  amdIommuKdump: 'disable' | 'copy' | 'reuse';
+  /**
+   * The CCP driver's panic notifier shuts the SEV firmware down with
+   * IOMMU_SNP_SHUTDOWN before the capture kernel starts, polling with
+   * interrupts off (8ef979584ea8, 6.9); SNP host kernels also force
+   * crash_kexec_post_notifiers so it runs, and WBINVD on every CPU as the
+   * NMI stops it.
+   */
+  snpPanicShutdown: boolean;
 }
 
 export interface KernelProfile {
@@ -60,9 +77,21 @@ const MODERN: KernelMechanisms = {
   vmcoreinfoSmeMask: true,
   snpHost: false,
   ccpErrorDetails: false,
+  amdIommuKdump: 'copy',
+  snpPanicShutdown: false,
 };
 
 export const KERNEL_PROFILES: Readonly<Record<string, KernelProfile>> = {
+  // 4.9: before AMD memory encryption (4.14) and before the capture kernel copied the AMD IOMMU's device table (4.13).
+  'linux-4.9': profile('linux-4.9', '4.9.0-kdumpsim', {
+    ...MODERN,
+    memEncrypt: false,
+    memEncryptBanner: 'sme-active',
+    kexecDecryptsCrashSegments: false,
+    oldMemoryEncryptedRead: false,
+    vmcoreinfoSmeMask: false,
+    amdIommuKdump: 'disable',
+  }),
   // 4.19: SME hosts and plain kexec work, but kdump under SME came in 4.20 (decrypted crash
   // segments, ioremap_encrypted for old memory) and sme_mask in VMCOREINFO in 5.1.
   'linux-4.19': profile('linux-4.19', '4.19.0-kdumpsim', {
@@ -74,10 +103,12 @@ export const KERNEL_PROFILES: Readonly<Record<string, KernelProfile>> = {
   }),
   'linux-6.1': profile('linux-6.1', '6.1.0-kdumpsim', MODERN),
   // 6.9: the first SNP host kernel (RMP table init, SNP_INIT_EX from the CCP driver).
-  'linux-6.9': profile('linux-6.9', '6.9.0-kdumpsim', { ...MODERN, genericCrashkernelReservation: true, snpHost: true }),
-  'linux-6.12': profile('linux-6.12', '6.12.0-kdumpsim', { ...MODERN, genericCrashkernelReservation: true, snpHost: true }),
-  // The current kernel: everything above, with the CCP driver's detailed SNP error messages (6.14).
-  'linux-6.18': profile('linux-6.18', '6.18.0-kdumpsim', { ...MODERN, genericCrashkernelReservation: true, snpHost: true, ccpErrorDetails: true }),
+  'linux-6.9': profile('linux-6.9', '6.9.0-kdumpsim', { ...MODERN, genericCrashkernelReservation: true, snpHost: true, snpPanicShutdown: true }),
+  'linux-6.12': profile('linux-6.12', '6.12.0-kdumpsim', { ...MODERN, genericCrashkernelReservation: true, snpHost: true, snpPanicShutdown: true }),
+  // The current kernel: the CCP driver's detailed SNP error messages (6.14) and the AMD IOMMU kdump reuse path (6.18).
+  'linux-6.18': profile('linux-6.18', '6.18.0-kdumpsim', {
+    ...MODERN, genericCrashkernelReservation: true, snpHost: true, snpPanicShutdown: true, ccpErrorDetails: true, amdIommuKdump: 'reuse',
+  }),
 };
 
 export function kernelProfile(id: string): KernelProfile {

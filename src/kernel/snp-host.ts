@@ -82,32 +82,6 @@ export function snpProbe(k: FirstKernel): SnpHostState {
 
 const RMP_ADDR_MASK = ((1n << 52n) - 1n) & ~((1n << 13n) - 1n);
 
-/**
- * iommu_snp_enable(), from the AMD IOMMU driver's init: SNP needs the IOMMU
- * on and translating. `iommu=off` or `amd_iommu=off` keep the driver from
- * running at all, so nothing is said; `iommu=pt` gets the driver's refusal.
- */
-export function iommuSnpEnable(k: FirstKernel, state: SnpHostState): void {
-  if (!state.active) return;
-  const iommu = optionList(k.cmdline.get('iommu'));
-  const amdIommu = optionList(k.cmdline.get('amd_iommu'));
-  if (iommu.includes('off') || amdIommu.includes('off')) {
-    k.step(`AMD IOMMU driver not started (${iommu.includes('off') ? 'iommu=off' : 'amd_iommu=off'}): SNP cannot be enabled`);
-    return;
-  }
-  if (iommu.includes('pt')) {
-    k.log.printk('AMD-Vi: SNP: IOMMU disabled or configured in passthrough mode, SNP cannot be supported.');
-    k.step('iommu=pt: the IOMMU driver refuses SNP');
-    return;
-  }
-  state.iommuSnp = true;
-  k.log.printk('AMD-Vi: IOMMU SNP support enabled.');
-}
-
-function optionList(v: string | true | undefined): string[] {
-  return typeof v === 'string' ? v.split(',') : [];
-}
-
 /** snp_rmptable_init() at initcall time: clear and enable, or keep what a previous kernel left. */
 export function snpRmptableInit(k: FirstKernel, state: SnpHostState): void {
   if (!state.active) return;

@@ -19,6 +19,10 @@ import { MSR_IA32_APIC_BASE, APIC_BASE_BSP, APIC_BASE_ENABLE, MSR_AMD64_SYSCFG, 
 import { AddressTweakedCipher } from './memory-cipher.js';
 import { rmpLocationOf, rmpWriteGuard, type RmpLocation } from './snp/rmp.js';
 import { snpEnabledOn, snpMsrWriteFilter } from './snp/snp-msrs.js';
+import { attachInterruptFabric, type InterruptFabric, type InterruptFabricSpec } from './apic/interrupt-fabric.js';
+import { attachAmdIommu } from './amd-iommu/attach.js';
+import type { AmdIommu } from './amd-iommu/amd-iommu.js';
+import { AmdIommuInterruptRouter } from './amd-iommu/interrupt-router.js';
 
 /** The memory controller's key slot for the host (SME) key. */
 export const HOST_KEY_SLOT = 1;
@@ -60,6 +64,13 @@ export interface MachineConfig {
    * PSP's SEV firmware of that version answers in its mailbox.
    */
   snp?: { rmpBytes: number; firmware: { major: number; minor: number; build: number } };
+  /**
+   * An AMD IOMMU (AMD-Vi) in front of every device's DMA and the IO-APIC's
+   * interrupts; `efr` overrides its Extended Feature Register (SNPSup is bit 63).
+   */
+  amdIommu?: { efr?: bigint };
+  /** The interrupt fabric's shape (IO-APIC, HPET, PIT); defaults suit a PC. */
+  interrupts?: InterruptFabricSpec;
   /** Caps stored trace entries. */
   traceLimit?: number;
   /** Trace kinds kept even past the cap (milestones; default just 'step'). */
@@ -82,6 +93,11 @@ export class Machine {
   memEncryptMaskBit: number | undefined;
   /** The PSP's mailbox, on parts with SEV-SNP. */
   psp: PspMailbox | undefined;
+  /** IO-APIC, HPET, PIT and the local APICs' interrupt acceptance. */
+  readonly interrupts: InterruptFabric;
+  /** The AMD IOMMU, when the machine has one, and where its registers are (the IVRS table's word). */
+  amdIommu: AmdIommu | undefined;
+  amdIommuMmio: number | undefined;
 
   constructor(config: MachineConfig) {
     if (!(config.cpus >= 1 && config.cpus <= 4096)) throw new RangeError(`Cannot build machine: ${config.cpus} CPUs is out of range 1..4096`);
@@ -149,6 +165,15 @@ export class Machine {
       this.mmio.map(spec.mmioBase, 0x20000, nic);
       this.nics.push(nic);
     });
+    this.interrupts = attachInterruptFabric(this, config.interrupts);
+    if (config.amdIommu !== undefined) {
+      const devids: Record<string, number> = {};
+      for (const nic of this.nics) devids[nic.bdf] = requesterId(nic.bdf);
+      const a = attachAmdIommu(this, { devids, ...(config.amdIommu.efr === undefined ? {} : { efr: config.amdIommu.efr }) });
+      this.amdIommu = a.iommu;
+      this.amdIommuMmio = a.mmioBase;
+      this.interrupts.router = new AmdIommuInterruptRouter(a.iommu, this.interrupts.bus, this.interrupts.direct, this.trace);
+    }
     this.trace.record('platform', 'power-on', `power on: ${config.cpus} CPUs, ${config.memoryBytes} bytes of DRAM`);
   }
 
@@ -178,4 +203,11 @@ export class Machine {
     }));
     this.trace.record('cpu0', 'snp-enable', `SYSCFG.SNP_EN set: RMP [0x${loc.base.toString(16)} - 0x${loc.end.toString(16)}] covers ${loc.entries} PFNs; writes are RMP-checked`, { base: loc.base, end: loc.end });
   }
+}
+
+/** A PCI requester id (bus << 8 | device << 3 | function) from "bb:dd.f". */
+export function requesterId(bdf: string): number {
+  const m = /^([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$/i.exec(bdf);
+  if (m === null) throw new RangeError(`Cannot parse PCI address "${bdf}": expected bb:dd.f`);
+  return (parseInt(m[1]!, 16) << 8) | (parseInt(m[2]!, 16) << 3) | parseInt(m[3]!, 10);
 }

@@ -1,5 +1,6 @@
 // From a validated scenario to a machine and the kernels' configurations.
 
+import { DEFAULT_EFR, EFR_SNP_SUP } from '../platform/amd-iommu/registers.js';
 import { CHAIN_KINDS } from './chain.js';
 import { Machine, type NicSpec } from '../platform/machine.js';
 import { kernelProfile, type KernelProfile } from '../kernel/profile.js';
@@ -50,6 +51,7 @@ export function buildMachine(s: Scenario, seed: number): Machine {
     cpuVendor: cpu.vendor === 'amd' ? 'AuthenticAMD' : 'GenuineIntel',
     ...(cpu.memoryEncryption === 'none' ? {} : { memEncrypt: { state: cpu.memoryEncryption, cbit: cpu.cbit } }),
     ...(cpu.snp === undefined ? {} : { snp: snpConfig(cpu.snp, memory) }),
+    ...(s.machine.iommu === undefined ? {} : { amdIommu: s.machine.iommu.snpSupport ? {} : { efr: DEFAULT_EFR & ~EFR_SNP_SUP } }),
     traceKeep: [...CHAIN_KINDS],
   });
 }

@@ -126,27 +126,43 @@ export class Oracle {
     this.#served.set(pfn, fate);
   };
 
+  /** Old-kernel pages the capture kernel took over by design (reused IOMMU buffers): its writes there are expected. */
+  readonly #reused = new Set<number>();
+
+  readonly onReuseOldMemory = (pa: number, length: number): void => {
+    for (let pfn = Math.floor(pa / 4096); pfn < Math.ceil((pa + length) / 4096); pfn++) this.#reused.add(pfn);
+  };
+
   #onWrite(pa: number, len: number, who: Requester): void {
-    if (who.kind !== 'device') return;
-    this.dmaWritesAfterPanic++;
-    const m = this.#machine;
-    const page = new Uint8Array(4096);
     const first = Math.floor(pa / 4096);
     const last = Math.floor((pa + len - 1) / 4096);
+    if (who.kind !== 'device') {
+      // A CPU write into old memory: expected only where the capture kernel reuses a buffer.
+      for (let pfn = first; pfn <= last; pfn++) if (this.#reused.has(pfn)) this.#noteAlternative(pfn);
+      return;
+    }
+    this.dmaWritesAfterPanic++;
     for (let pfn = first; pfn <= last; pfn++) {
       const allowed = this.#kernel.dmaMappings.some((d) => d.device === who.name && pfn * 4096 < d.pa + d.length && d.pa < (pfn + 1) * 4096);
       if (!allowed) this.strayWrites.set(pfn, who.name);
-      const keyId = this.#kernel.keyFor(pfn * 4096);
-      m.mc.read(pfn * 4096, page, { keyId });
-      const list = this.alternatives.get(pfn) ?? [];
-      if (!list.some((x) => samePage(x, page))) list.push(page.slice());
-      this.alternatives.set(pfn, list);
-      if (keyId !== 0) {
-        m.mc.read(pfn * 4096, page);
-        const raw = this.#alternativesRaw.get(pfn) ?? [];
-        raw.push(page.slice());
-        this.#alternativesRaw.set(pfn, raw);
-      }
+      this.#noteAlternative(pfn);
+    }
+  }
+
+  /** Records the page's current contents as a state it may legitimately be captured in. */
+  #noteAlternative(pfn: number): void {
+    const m = this.#machine;
+    const page = new Uint8Array(4096);
+    const keyId = this.#kernel.keyFor(pfn * 4096);
+    m.mc.read(pfn * 4096, page, { keyId });
+    const list = this.alternatives.get(pfn) ?? [];
+    if (!list.some((x) => samePage(x, page))) list.push(page.slice());
+    this.alternatives.set(pfn, list);
+    if (keyId !== 0) {
+      m.mc.read(pfn * 4096, page);
+      const raw = this.#alternativesRaw.get(pfn) ?? [];
+      raw.push(page.slice());
+      this.#alternativesRaw.set(pfn, raw);
     }
   }
 
@@ -250,6 +266,7 @@ export class Oracle {
       ranges: this.ranges.map((r) => [r.start, r.end]),
       pages,
       alternatives,
+      // What the kernel's own struct pages said each page was, for checking filtered dumps.
     };
   }
 }

@@ -83,7 +83,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
       profile: kernelProfile(s.kexecReboot.profile),
       cmdline: s.kexecReboot.cmdline ?? base.cmdline,
       seed: seed + 1,
-    });
+    }, s.kexecReboot.guests);
     earlier.push(fk);
     fk = next;
     oracle = new Oracle(m, fk);
@@ -107,6 +107,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
       ...(opts.onProgress === undefined ? {} : { onProgress: opts.onProgress }),
       minMemory: size(s.crashKernel.minMemory, 'crashKernel.minMemory'),
       onPageServed: oracle.onPageServed,
+      onReuseOldMemory: oracle.onReuseOldMemory,
       onBoot: (k) => {
         ck = k;
         crashStartNs = m.clock.now;

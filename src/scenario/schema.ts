@@ -106,6 +106,10 @@ export const scenarioSchema = z.strictObject({
         guestVcpus: z.number().int().min(1).max(64).default(2).describe('vCPUs per guest: each has a VMSA page, assigned to the guest and marked VMSA in the RMP'),
       }).optional().describe('SEV-SNP: CPUID reports it, the BIOS reserves the RMP, the PSP runs SEV firmware'),
     }).prefault({}),
+    iommu: z.strictObject({
+      kind: z.enum(['amd']).describe('amd: an AMD IOMMU (AMD-Vi) translating device DMA and remapping the IO-APIC\'s interrupts'),
+      snpSupport: z.boolean().default(true).describe('The IOMMU reports SNPSup (EFR bit 63); SNP needs it'),
+    }).optional().describe('An IOMMU in front of the devices; absent: devices reach memory directly'),
     devices: z.array(nic).default([]),
   }).superRefine((m, ctx) => {
     if (m.memory === undefined) ctx.addIssue({ code: 'custom', path: ['memory'], message: 'machine.memory is required (or a machine.preset that sets it)' });
@@ -125,6 +129,8 @@ export const scenarioSchema = z.strictObject({
   kexecReboot: z.strictObject({
     profile: profileId.describe('The kernel kexec -e starts'),
     cmdline: z.string().optional().describe('Its command line (default: the first kernel\'s)'),
+    guests: z.enum(['stopped', 'running']).default('stopped')
+      .describe('SNP guests at kexec -e: stopped by user space first (decommissioned, pages returned), or still running'),
   }).optional().describe('After the workload, kexec -e into this kernel, which then runs the workload and crashes'),
   workload: z.strictObject({
     pages: z.number().int().min(0).max(4_000_000).default(16384).describe('Pages the workload allocates and fills'),

@@ -51,18 +51,22 @@ export class RxNicDriver {
     k.memMap.describe(k.mem, bufs / 4096, bufsBytes / 4096, 'slab');
     k.dmaMappings.push({ device: this.nic.bdf, pa: ring, length: ringBytes, purpose: 'RX descriptor ring' });
     k.dmaMappings.push({ device: this.nic.bdf, pa: bufs, length: bufsBytes, purpose: 'RX packet buffers' });
-    // DMA addresses: a 64-bit device reaches encrypted memory when its bus address carries the C-bit (sme_me_mask).
-    const dmaMask = Number(k.sme.mask);
+    // DMA addresses: IOVAs in the device's IOMMU domain when there is one; otherwise physical addresses,
+    // with the C-bit (sme_me_mask) so a 64-bit device reaches encrypted memory.
+    const iommu = k.iommu;
+    iommu?.attachDevice(this.nic.bdf);
+    const ringBus = iommu?.mapDma(this.nic.bdf, ring, ringBytes) ?? ring + Number(k.sme.mask);
+    const bufsBus = iommu?.mapDma(this.nic.bdf, bufs, bufsBytes) ?? bufs + Number(k.sme.mask);
     const desc = new Uint8Array(n * RX_DESC_SIZE);
     const dv = new DataView(desc.buffer);
     for (let i = 0; i < n; i++) {
-      const a = bufs + i * bufBytes + dmaMask;
+      const a = bufsBus + i * bufBytes;
       dv.setUint32(i * RX_DESC_SIZE, a % 2 ** 32, true);
       dv.setUint32(i * RX_DESC_SIZE + 4, Math.floor(a / 2 ** 32), true);
     }
     mustSucceed(writeVirt(m.mc, m.bsp, directMapVirt(ring), desc), 'RX ring setup');
-    this.#reg(NIC_RDBAL, (ring + dmaMask) % 2 ** 32);
-    this.#reg(NIC_RDBAH, Math.floor((ring + dmaMask) / 2 ** 32));
+    this.#reg(NIC_RDBAL, ringBus % 2 ** 32);
+    this.#reg(NIC_RDBAH, Math.floor(ringBus / 2 ** 32));
     this.#reg(NIC_RDLEN, n * RX_DESC_SIZE);
     this.#reg(NIC_RDH, 0);
     this.#reg(NIC_RDT, n - 1);

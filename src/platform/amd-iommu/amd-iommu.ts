@@ -300,8 +300,11 @@ export class AmdIommu implements MmioDevice {
 
   /**
    * PFNs of the buffers SNP_INIT makes firmware-owned, as the base registers
-   * name them now: device table, command buffer, event log and completion-store
-   * window. A register still zero names no buffer.
+   * name them now: the ones only the IOMMU writes — event log and
+   * completion-store window (the PPR log is not modelled). The device table
+   * and command buffer stay writable: the host keeps editing DTEs and queuing
+   * commands after SNP_INIT, and amd_iommu_snp_disable reclaims just these.
+   * A register still zero names no buffer.
    */
   snpBufferPfns(): number[] {
     const pfns = new Set<number>();
@@ -310,8 +313,6 @@ export class AmdIommu implements MmioDevice {
       const first = Math.floor(this.memory.locate(addr).pa / 4096);
       for (let i = 0; i < Math.ceil(bytes / 4096); i++) pfns.add(first + i);
     };
-    addRange(baseAddress(this.devTabBase), devTabBytes(this.devTabBase));
-    addRange(baseAddress(this.commands.base), this.commands.ringBytes);
     addRange(baseAddress(this.eventLog.base), this.eventLog.bytes);
     const w = this.#storeWindow();
     if (w !== undefined && (w.first !== 0 || w.last !== 0)) {

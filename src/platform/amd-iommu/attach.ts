@@ -23,7 +23,7 @@ export interface AttachedAmdIommu {
 
 export function attachAmdIommu(m: Machine, spec: AmdIommuSpec): AttachedAmdIommu {
   for (const nic of m.nics) {
-    if (spec.devids[nic.name] === undefined) throw new RangeError(`Cannot attach AMD IOMMU: device "${nic.name}" has no device id`);
+    if (spec.devids[nic.bdf] === undefined) throw new RangeError(`Cannot attach AMD IOMMU: device ${nic.name} (${nic.bdf}) has no device id`);
   }
   const me = m.config.memEncrypt;
   const iommu = new AmdIommu(spec, {

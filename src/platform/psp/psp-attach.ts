@@ -41,6 +41,12 @@ export function attachPsp(m: Machine, spec: PspSpec): PspMailbox {
       const e = readRmpEntry(m.mc, loc, pfn);
       return e.assigned && e.asid === asid && e.pageSize === 0 && !e.validated;
     },
+    ownerAsid: (pfn) => {
+      const loc = m.rmp;
+      if (loc === undefined || !rmpCovers(loc, pfn)) return undefined;
+      const e = readRmpEntry(m.mc, loc, pfn);
+      return e.assigned ? e.asid : undefined;
+    },
     markValidated: (pfn, vmsa) => {
       const loc = m.rmp;
       if (loc && rmpCovers(loc, pfn)) writeRmpEntry(m.mc, loc, pfn, { ...readRmpEntry(m.mc, loc, pfn), validated: true, vmsa }, PSP_REQUESTER);
@@ -49,8 +55,9 @@ export function attachPsp(m: Machine, spec: PspSpec): PspMailbox {
   const platform: SnpPlatform = {
     snpEnabledOnAllCpus: () => m.cpus.every((c) => snpEnabledOn(c)),
     wbinvdDoneOnAllCpusSince: (t) => m.cpus.every((c) => c.lastWbinvdNs >= t),
-    iommuPages: () => [],
-    iommuSnpShutdown: () => {},
+    iommuPages: () => m.amdIommu?.snpBufferPfns() ?? [],
+    iommuSnpEnforce: () => { m.amdIommu?.snpEnforce(); },
+    iommuSnpShutdown: () => { m.amdIommu?.snpShutdown(); },
   };
   const fw = new SevFirmware(
     { version: spec.version, build: spec.build, privatePages: spec.privatePages },

@@ -22,6 +22,7 @@ export const SEV_CMD_SNP_DECOMMISSION = 0x90;
 export const SEV_CMD_SNP_ACTIVATE = 0x91;
 export const SEV_CMD_SNP_GCTX_CREATE = 0x93;
 export const SEV_CMD_SNP_LAUNCH_UPDATE = 0xa1;
+export const SEV_CMD_SNP_PAGE_RECLAIM = 0xc7;
 export const SEV_CMD_SNP_LAUNCH_FINISH = 0xa2;
 
 export const SEV_CMD_NAMES: Readonly<Record<number, string>> = {
@@ -40,6 +41,7 @@ export const SEV_CMD_NAMES: Readonly<Record<number, string>> = {
   [SEV_CMD_SNP_GCTX_CREATE]: 'SNP_GCTX_CREATE',
   [SEV_CMD_SNP_LAUNCH_UPDATE]: 'SNP_LAUNCH_UPDATE',
   [SEV_CMD_SNP_LAUNCH_FINISH]: 'SNP_LAUNCH_FINISH',
+  [SEV_CMD_SNP_PAGE_RECLAIM]: 'SNP_PAGE_RECLAIM',
 };
 
 export function sevCommandName(cmd: number): string {

@@ -23,7 +23,7 @@ import {
   SEV_RET_INVALID_LEN, SEV_RET_INVALID_PAGE_STATE, SEV_RET_INVALID_PARAM, SEV_RET_INVALID_PLATFORM_STATE,
   SEV_RET_RMP_INIT_REQUIRED, SEV_RET_SUCCESS, SEV_RET_WBINVD_REQUIRED,
   SEV_STATE_INIT, SEV_STATE_UNINIT, SEV_USER_DATA_STATUS_SIZE,
-  SNP_ACTIVATE_SIZE, SNP_ADDR_SIZE, SEV_CMD_SNP_LAUNCH_UPDATE, SEV_CMD_SNP_LAUNCH_FINISH, SNP_LAUNCH_UPDATE_SIZE,
+  SNP_ACTIVATE_SIZE, SNP_ADDR_SIZE, SEV_CMD_SNP_LAUNCH_UPDATE, SEV_CMD_SNP_LAUNCH_FINISH, SNP_LAUNCH_UPDATE_SIZE, SEV_CMD_SNP_PAGE_RECLAIM,
   SNP_LAUNCH_FINISH_SIZE, SNP_PAGE_TYPE_VMSA, SEV_RET_INVALID_PAGE_SIZE, SNP_INIT_EX_INIT_RMP, SNP_INIT_EX_LIST_PADDR_EN, SNP_INIT_EX_SIZE,
   SNP_SHUTDOWN_EX_IOMMU_SNP_SHUTDOWN, SNP_SHUTDOWN_EX_SIZE, SNP_STATUS_SIZE,
   sevCommandName, sevReturnName,
@@ -47,6 +47,8 @@ export interface RmpWriter {
   isGuestPageOf(pfn: number, asid: number): boolean;
   /** Launch: the firmware validates the page for its guest, and marks it a VMSA when it holds a vCPU's state. */
   markValidated(pfn: number, vmsa: boolean): void;
+  /** The ASID an assigned page belongs to (0: the firmware's), undefined when not assigned. */
+  ownerAsid(pfn: number): number | undefined;
 }
 
 /** What the firmware asks of the platform around it; the machine implements it. */
@@ -61,6 +63,8 @@ export interface SnpPlatform {
    * them from the IOMMUs' base registers. Empty when there is no IOMMU model.
    */
   iommuPages(): readonly number[];
+  /** SNP_INIT succeeded: the IOMMUs start enforcing SNP (base registers locked, completion stores confined). */
+  iommuSnpEnforce(): void;
   /** SNP_SHUTDOWN_EX with iommu_snp_shutdown succeeded: the IOMMUs drop SNP enforcement. */
   iommuSnpShutdown(): void;
 }
@@ -112,6 +116,7 @@ export const SEV_COMMAND_DELAY_NS: Readonly<Record<number, number>> = {
   [SEV_CMD_SNP_ACTIVATE]: 50 * NS_PER_US,
   [SEV_CMD_SNP_LAUNCH_UPDATE]: 20 * NS_PER_US,
   [SEV_CMD_SNP_LAUNCH_FINISH]: 100 * NS_PER_US,
+  [SEV_CMD_SNP_PAGE_RECLAIM]: 20 * NS_PER_US,
 };
 const UNKNOWN_COMMAND_DELAY_NS = 10 * NS_PER_US;
 
@@ -126,12 +131,13 @@ const BUFFER_IN_BYTES: Readonly<Record<number, number>> = {
   [SEV_CMD_SNP_ACTIVATE]: SNP_ACTIVATE_SIZE,
   [SEV_CMD_SNP_LAUNCH_UPDATE]: SNP_LAUNCH_UPDATE_SIZE,
   [SEV_CMD_SNP_LAUNCH_FINISH]: SNP_LAUNCH_FINISH_SIZE,
+  [SEV_CMD_SNP_PAGE_RECLAIM]: SNP_ADDR_SIZE,
 };
 
 const SNP_COMMANDS = new Set([
   SEV_CMD_SNP_INIT, SEV_CMD_SNP_SHUTDOWN, SEV_CMD_SNP_PLATFORM_STATUS, SEV_CMD_SNP_DF_FLUSH,
   SEV_CMD_SNP_INIT_EX, SEV_CMD_SNP_SHUTDOWN_EX, SEV_CMD_SNP_DECOMMISSION, SEV_CMD_SNP_ACTIVATE,
-  SEV_CMD_SNP_GCTX_CREATE, SEV_CMD_SNP_LAUNCH_UPDATE, SEV_CMD_SNP_LAUNCH_FINISH,
+  SEV_CMD_SNP_GCTX_CREATE, SEV_CMD_SNP_LAUNCH_UPDATE, SEV_CMD_SNP_LAUNCH_FINISH, SEV_CMD_SNP_PAGE_RECLAIM,
 ]);
 
 const PSP: Requester = { kind: 'device', name: 'psp' };
@@ -269,6 +275,7 @@ export class SevFirmware {
       case SEV_CMD_SNP_DECOMMISSION: return this.#decommission(u64(buf, 0));
       case SEV_CMD_SNP_LAUNCH_UPDATE: return this.#launchUpdate(u64(buf, 0), buf.getUint32(8, true), u64(buf, 16));
       case SEV_CMD_SNP_LAUNCH_FINISH: return this.#launchFinish(u64(buf, 0));
+      case SEV_CMD_SNP_PAGE_RECLAIM: return this.#pageReclaim(u64(buf, 0));
       default: return SEV_RET_INVALID_COMMAND;
     }
   }
@@ -325,6 +332,7 @@ export class SevFirmware {
       rmp.markFirmwareOwned(pfn);
       this.iommuPagesOwned.add(pfn);
     }
+    this.#deps.platform.iommuSnpEnforce();
     for (const r of ranges) rmp.markHypervisorFixed(r.basePfn, r.count);
     this.hvFixedRanges = ranges;
     this.rmpInitialized = true;
@@ -458,6 +466,25 @@ export class SevFirmware {
     if (g === undefined) return SEV_RET_INVALID_GUEST;
     if (g.asid === undefined || g.launched) return SEV_RET_INVALID_GUEST_STATE;
     g.launched = true;
+    return SEV_RET_SUCCESS;
+  }
+
+  // SNP_PAGE_RECLAIM: a firmware or guest page the hypervisor wants back.
+  // Refused while a live context uses it (a context page, or a page of a
+  // live guest's ASID). (our choice) The reclaim state and the hypervisor's
+  // RMPUPDATE that follows it are one step here: the page becomes
+  // hypervisor-owned. Only 4 KiB pages (bit 0 clear) are modelled.
+  #pageReclaim(addr: number): number {
+    if (!this.snpInitialized) return SEV_RET_INVALID_PLATFORM_STATE;
+    if (addr % 2 !== 0) return SEV_RET_INVALID_PAGE_SIZE;
+    if (addr % PAGE !== 0) return SEV_RET_INVALID_ADDRESS;
+    const pfn = addr / PAGE;
+    const owner = this.#deps.rmp.ownerAsid(pfn);
+    if (owner === undefined || this.guests.has(addr)) return SEV_RET_INVALID_PAGE_STATE;
+    const own = this.config.privatePages;
+    if (pfn >= own.basePfn && pfn < own.basePfn + own.count) return SEV_RET_INVALID_PAGE_STATE;
+    for (const g of this.guests.values()) if (owner !== 0 && g.asid === owner) return SEV_RET_INVALID_PAGE_STATE;
+    this.#deps.rmp.markHypervisorOwned(pfn);
     return SEV_RET_SUCCESS;
   }
 

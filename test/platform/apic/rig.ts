@@ -2,7 +2,7 @@
 // accesses a kernel would make, through the machine's MMIO space.
 
 import { Machine } from '../../../src/platform/machine.js';
-import { attachInterruptFabric, type InterruptFabric, type InterruptFabricSpec } from '../../../src/platform/apic/interrupt-fabric.js';
+import type { InterruptFabric, InterruptFabricSpec } from '../../../src/platform/apic/interrupt-fabric.js';
 import {
   IOAPIC_MMIO_BASE, IOAPIC_IOREGSEL, IOAPIC_IOWIN, ioapicRteLow, ioapicRteHigh, encodeRte, type RedirectionEntry, type CompatibilityRte, type RemappableRte,
 } from '../../../src/platform/apic/io-apic.js';
@@ -29,8 +29,8 @@ export interface Rig {
 }
 
 export function rig(opts: { cpus?: number; spec?: InterruptFabricSpec } = {}): Rig {
-  const m = new Machine({ memoryBytes: 64 * 2 ** 20, cpus: opts.cpus ?? 2, seed: 3, nics: [] });
-  const f = attachInterruptFabric(m, opts.spec);
+  const m = new Machine({ memoryBytes: 64 * 2 ** 20, cpus: opts.cpus ?? 2, seed: 3, nics: [], ...(opts.spec === undefined ? {} : { interrupts: opts.spec }) });
+  const f = m.interrupts;
   const ioWrite = (reg: number, v: number): void => {
     m.mmio.write(IOAPIC_MMIO_BASE + IOAPIC_IOREGSEL, BigInt(reg));
     m.mmio.write(IOAPIC_MMIO_BASE + IOAPIC_IOWIN, BigInt(v >>> 0));

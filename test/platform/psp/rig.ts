@@ -41,6 +41,11 @@ export class MapRmp implements RmpWriter {
     return this.entries.get(pfn) === 'guest' && this.guestAsid.get(pfn) === asid && !this.validated.has(pfn);
   }
   markValidated(pfn: number, vmsa: boolean): void { this.validated.set(pfn, vmsa ? 'vmsa' : 'page'); }
+  ownerAsid(pfn: number): number | undefined {
+    const e = this.entries.get(pfn);
+    if (e === 'fw') return 0;
+    return e === 'guest' ? this.guestAsid.get(pfn) : undefined;
+  }
 }
 
 export class TestPlatform implements SnpPlatform {
@@ -55,6 +60,8 @@ export class TestPlatform implements SnpPlatform {
   wbinvdDoneOnAllCpusSince(t: number): boolean { return this.wbinvdAt.every((w) => w >= t); }
   iommuPages(): readonly number[] { return this.iommu; }
   iommuSnpShutdown(): void { this.iommuShutdowns++; }
+  iommuEnforcements = 0;
+  iommuSnpEnforce(): void { this.iommuEnforcements++; }
   wbinvdAll(): void { this.wbinvdAt.fill(this.#clock.now); }
 }
 

@@ -10,7 +10,7 @@ import {
   SEV_RET_INVALID_PAGE_STATE, SEV_RET_HWSEV_RET_UNSAFE, SEV_RET_NAMES, SEV_STATE_INIT, SEV_STATE_UNINIT,
   SNP_INIT_EX_INIT_RMP, SNP_INIT_EX_LIST_PADDR_EN, SNP_SHUTDOWN_EX_IOMMU_SNP_SHUTDOWN,
   SEV_CMD_SNP_LAUNCH_UPDATE, SEV_CMD_SNP_LAUNCH_FINISH, SNP_PAGE_TYPE_NORMAL, SNP_PAGE_TYPE_VMSA,
-  SEV_RET_INVALID_GUEST_STATE, SEV_RET_INVALID_PAGE_SIZE,
+  SEV_RET_INVALID_GUEST_STATE, SEV_RET_INVALID_PAGE_SIZE, SEV_CMD_SNP_PAGE_RECLAIM,
 } from '../../../src/platform/psp/sev-codes.js';
 import {
   rig, type Rig, FW_BASE_PFN, FW_PAGES, IOMMU_PFNS, addrBuf, initExBuf, shutdownExBuf, activateBuf, bytes, setU64,
@@ -195,6 +195,24 @@ describe('SEV firmware: launching a guest', () => {
     r.rmp.assignToGuest(0x50_3000 / 4096, 5);
     expect(r.run(SEV_CMD_SNP_LAUNCH_UPDATE, launchUpdateBuf(GCTX, SNP_PAGE_TYPE_NORMAL, 0x50_3000))).toBe(SEV_RET_INVALID_GUEST_STATE);
     expect(r.run(SEV_CMD_SNP_LAUNCH_FINISH, addrBuf(GCTX))).toBe(SEV_RET_INVALID_GUEST_STATE);
+  });
+
+  it('SNP_PAGE_RECLAIM gives a guest\'s pages back only once its context is gone, never the firmware\'s own', () => {
+    const r = rig();
+    snpInit(r);
+    launchGuest(r, GCTX, 5);
+    const vmsa = 0x50_1000 / 4096;
+    r.rmp.assignToGuest(vmsa, 5);
+    expect(r.run(SEV_CMD_SNP_PAGE_RECLAIM, addrBuf(vmsa * 4096))).toBe(SEV_RET_INVALID_PAGE_STATE);
+    expect(r.run(SEV_CMD_SNP_PAGE_RECLAIM, addrBuf(GCTX))).toBe(SEV_RET_INVALID_PAGE_STATE);
+    expect(r.run(SEV_CMD_SNP_PAGE_RECLAIM, addrBuf(FW_BASE_PFN * 4096))).toBe(SEV_RET_INVALID_PAGE_STATE);
+    expect(r.run(SEV_CMD_SNP_PAGE_RECLAIM, addrBuf(0x60_0000))).toBe(SEV_RET_INVALID_PAGE_STATE); // not assigned
+    expect(r.run(SEV_CMD_SNP_DECOMMISSION, addrBuf(GCTX))).toBe(SEV_RET_SUCCESS);
+    expect(r.run(SEV_CMD_SNP_PAGE_RECLAIM, addrBuf(vmsa * 4096))).toBe(SEV_RET_SUCCESS);
+    expect(r.run(SEV_CMD_SNP_PAGE_RECLAIM, addrBuf(GCTX))).toBe(SEV_RET_SUCCESS);
+    expect(r.rmp.state(vmsa)).toBe('hv');
+    expect(r.rmp.state(GCTX / 4096)).toBe('hv');
+    expect(r.rmp.state(FW_BASE_PFN)).toBe('fw');
   });
 });
 
