@@ -1,4 +1,7 @@
-// `kdumpsim demo`: the story the project can tell today, on one machine.
+// `kdumpsim demo`: the story the project can tell today, on one machine: an
+// SNP host whose capture kernel dies on the IOMMU the panic could not
+// release — and why, from the hardware trace — then the same crash with
+// each fix, ending in a dump that is written and verified page by page.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,61 +9,92 @@ import { join } from 'node:path';
 import { loadScenarioFile } from '../scenario/load.js';
 import { runScenario } from '../scenario/run.js';
 import type { RunResult } from '../scenario/result.js';
+import type { Scenario } from '../scenario/schema.js';
+import type { Machine } from '../platform/machine.js';
+import type { TraceEvent } from '../platform/trace.js';
 import { verdictLabel } from '../report/text.js';
 import { builtinScenario } from './scenario-path.js';
 import { vmcoreVerify } from './vmcore-commands.js';
 import { progressBar } from './progress.js';
 
-const PICK = /Reserving|crashkernel reserved|Kernel panic|Command line: elfcorehdr|Memory:|reboot/;
+const hex = (n: number): string => `0x${n.toString(16)}`;
 
 export function runDemo(write: (s: string) => void, color: boolean): number {
   const b = (s: string): string => (color ? `\u001b[1m${s}\u001b[0m` : s);
-  const scenarioFile = builtinScenario('demo-host.yaml');
-  const s = loadScenarioFile(scenarioFile);
+  const s = loadScenarioFile(builtinScenario('demo-snp-host.yaml'));
   const dir = mkdtempSync(join(tmpdir(), 'kdumpsim-demo-'));
   try {
-    write(b('kdumpsim demo: kdump on a simulated x86 host') + '\n');
-    write(`${s.machine.memory} of RAM, ${s.machine.cpus} CPUs, a NIC receiving by DMA, first kernel ${s.firstKernel.profile}, capture kernel ${s.crashKernel.profile}\n\n`);
+    const snp = s.machine.cpu.snp!;
+    write(b('kdumpsim demo: kdump on an SEV-SNP host') + '\n');
+    write(`${s.machine.memory} of RAM, ${s.machine.cpus} CPUs, an AMD IOMMU, SEV firmware ${snp.firmware}, ${snp.guests} SNP guests, ` +
+      `a NIC receiving by DMA; first kernel ${s.firstKernel.profile}, capture kernel ${s.crashKernel.profile}\n\n`);
 
-    write(b('1. A crash with kdump armed') + '\n');
+    write(b('1. The host panics while its SNP guests run') + '\n');
+    const locked = watched(s);
+    const r = locked.r;
+    pick(r.logs.firstKernel, /SEV-SNP firmware shutdown failed/, 'first kernel  ', write);
+    why(r.chain.find((c) => c.includes('SNP_SHUTDOWN_EX failed')), write);
+    pick(r.logs.crashKernel, /Copied DEV table/, 'capture kernel', write);
+    const after = locked.after;
+    const ignored = after.filter((e) => e.kind === 'iommu-reg-write-ignored');
+    const regs = [...new Set(ignored.map((e) => String(e.data?.['reg'])))];
+    write(`   why: the IOMMU still enforces SNP, so it ignored all ${ignored.length} writes to its base registers (${regs.join(', ')})\n`);
+    const ring = after.find((e) => e.kind === 'iommu-cmd')?.data?.['ringBase'];
+    const stores = [...new Set(after.filter((e) => e.kind === 'iommu-completion-store').map((e) => Number(e.data?.['pa'])))];
+    if (ring !== undefined) {
+      write(`   why: it kept fetching the previous kernel's stale commands from its old ring at ${hex(Number(ring))} and storing completions to the old semaphore at ${stores.map(hex).join(', ')}\n`);
+    }
+    const timeouts = r.logs.crashKernel.filter((l) => l.endsWith('Completion-Wait loop timed out'));
+    if (timeouts[0] !== undefined) write(`   capture kernel ${timeouts[0]}  (x${timeouts.length}: the new semaphore never changes)\n`);
+    const remap = after.find((e) => e.kind === 'iommu-intr-remap');
+    const delivered = after.filter((e) => e.kind === 'irq-delivered');
+    if (remap !== undefined) {
+      const cpus = [...new Set(delivered.map((e) => Number(e.data?.['cpu'])))];
+      write(`   why: the timer's interrupt went through the old IRQ table (${remap.detail.replace(/^interrupt from /, '')}) to CPU ${cpus.join(', ')}, halted since the NMI shoot-down; ` +
+        `CPU ${s.panic.cpu} counted ${locked.m.interrupts.lapic(s.panic.cpu).count(0x30)} ticks\n`);
+    }
+    pick(r.logs.crashKernel, /Kernel panic/, 'capture kernel', write);
+    write(`   verdict: ${verdictLabel(r, color)}: no dump\n`);
+
+    write('\n' + b('2. Fix: no SNP guest running at the crash') + '\n');
+    const ok = runScenario({ ...s, machine: { ...s.machine, cpu: { ...s.machine.cpu, snp: { ...snp, guests: 0 } } } });
+    why(ok.chain.find((c) => c.includes('SNP_SHUTDOWN_EX with IOMMU_SNP_SHUTDOWN succeeded')), write);
+    write(`   verdict: ${verdictLabel(ok, color)}: ${ok.oracle.pagesCorrect} of ${ok.oracle.pagesExpected} pages correct\n`);
+
+    write('\n' + b('3. Fix: a 6.18 capture kernel that reuses the old IOMMU buffers instead of reprogramming them') + '\n');
     const vmcore = join(dir, 'vmcore');
     const truth = join(dir, 'truth.json');
     const bar = progressBar('  saving vmcore');
-    const r = runScenario(s, { vmcorePath: vmcore, truthPath: truth, onProgress: (d, t) => bar.update(d, t) });
+    const reuse = runScenario({ ...s, crashKernel: { ...s.crashKernel, profile: 'linux-6.18' } }, { vmcorePath: vmcore, truthPath: truth, onProgress: (d, t) => bar.update(d, t) });
     bar.done();
-    story(r, write);
-    write(`   verdict: ${verdictLabel(r, color)}: ${r.oracle.pagesCorrect} of ${r.oracle.pagesExpected} pages correct, ` +
-      `${r.oracle.pagesChangedAfterPanic} of them legitimately changed by the NIC's DMA after the panic\n`);
+    pick(reuse.logs.crashKernel, /Reused DEV table|Re-using command buffer/, 'capture kernel', write);
+    why(reuse.chain.find((c) => c.includes('crash-kernel: timer check')), write);
+    write(`   verdict: ${verdictLabel(reuse, color)}: ${reuse.oracle.pagesCorrect} of ${reuse.oracle.pagesExpected} pages correct, ` +
+      `${reuse.oracle.pagesChangedAfterPanic} legitimately changed after the panic (the NIC's DMA, the IOMMU's own buffers)\n`);
     const v = vmcoreVerify(vmcore, truth, false);
-    write(`   re-reading the ${r.vmcore?.size ?? 0}-byte ELF vmcore (sparse, ${r.vmcore?.bytesWritten ?? 0} bytes of data): ${v.text}`);
+    write(`   re-reading the ${reuse.vmcore?.size ?? 0}-byte ELF vmcore: ${v.text}`);
 
-    write('\n' + b('2. The same crash after a stray DMA write hit the loaded capture kernel') + '\n');
-    const bad = runScenario({ ...s, faults: [{ kind: 'stray-dma', target: 'kernel', offset: '1M', length: 64, phase: 'before-panic', device: 'stray-dma' }] });
-    story(bad, write);
-    write(`   verdict: ${verdictLabel(bad, color)}: purgatory refuses to jump into a kernel whose bytes changed\n`);
-
-    write('\n' + b('3. An AMD host with SME: the first kernel\'s memory is ciphertext in DRAM') + '\n');
-    const smeFile = loadScenarioFile(builtinScenario('sme-kdump-on-on.yaml'));
-    const smeOn = { ...smeFile, machine: { ...smeFile.machine, memory: s.machine.memory }, workload: s.workload };
-    const on = runScenario(smeOn);
-    write(`   mem_encrypt=on in both kernels: ${verdictLabel(on, color)}: ${on.oracle.pagesCorrect} of ${on.oracle.pagesExpected} pages correct\n`);
-    for (const c of on.chain) if (/mapped encrypted/.test(c)) write(`   ${c}\n`);
-    const off = runScenario({ ...smeOn, crashKernel: { ...smeOn.crashKernel, cmdline: smeOn.crashKernel.cmdline.replace('mem_encrypt=on', 'mem_encrypt=off') } });
-    write(`   mem_encrypt=off in the capture kernel: ${verdictLabel(off, color)}: ${off.oracle.pagesCiphertext} pages captured as ciphertext\n`);
-    for (const c of off.chain) if (/mapped unencrypted/.test(c)) write(`   ${c}\n`);
-
-    write('\nNext: kdumpsim run scenarios/plain-host.yaml --vmcore vmcore --truth truth.json --html report.html,\n' +
-      '      kdumpsim vmcore verify vmcore --truth truth.json, and kdumpsim matrix scenarios/matrix-sme-kdump.yaml\n');
-    return r.verdict === 'dump-complete' && v.ok && bad.verdict === 'crash-kernel-hang' && on.verdict === 'dump-complete' && off.verdict === 'dump-partial' ? 0 : 1;
+    write('\nNext: kdumpsim run scenarios/snp-host-kdump-locked-iommu.yaml --html report.html,\n' +
+      '      kdumpsim matrix scenarios/matrix-snp-host-kdump.yaml, and docs/snp-host.md\n');
+    return r.verdict === 'crash-kernel-panic' && ok.verdict === 'dump-complete' && reuse.verdict === 'dump-complete' && v.ok ? 0 : 1;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-function story(r: RunResult, write: (s: string) => void): void {
-  for (const l of r.logs.firstKernel) if (PICK.test(l)) write(`   first kernel   ${l}\n`);
-  for (const c of r.chain) {
-    if (/purgatory|NMI shoot-down|\/proc\/vmcore|kdump service|stray DMA|never came up|kexec_file_load/.test(c)) write(`   ${c}\n`);
-  }
-  for (const l of r.logs.crashKernel) if (PICK.test(l)) write(`   capture kernel ${l}\n`);
+/** Runs a scenario keeping its machine, and the trace from the capture kernel's start on. */
+function watched(s: Scenario): { r: RunResult; m: Machine; after: TraceEvent[] } {
+  let m: Machine | undefined;
+  const r = runScenario(s, { onMachine: (mm) => { m = mm; } });
+  const ev = m!.trace.events;
+  const start = ev.findIndex((e) => e.source === 'crash-kernel' && e.kind === 'step' && e.detail.startsWith('capture kernel'));
+  return { r, m: m!, after: start < 0 ? [] : ev.slice(start) };
+}
+
+function pick(lines: readonly string[], re: RegExp, who: string, write: (s: string) => void): void {
+  for (const l of lines) if (re.test(l)) write(`   ${who} ${l}\n`);
+}
+
+function why(chainLine: string | undefined, write: (s: string) => void): void {
+  if (chainLine !== undefined) write(`   ${chainLine}\n`);
 }

@@ -10,6 +10,8 @@ import type { KexecImage } from '../kernel/kexec-file-load.js';
 import { InputError } from '../util/errors.js';
 import { size } from './build.js';
 import type { Fault, FaultPhase } from './schema.js';
+import { SEV_CMD_NAMES, SEV_RET_NAMES, sevReturnName } from '../platform/psp/sev-codes.js';
+import { REG_DEV_TAB_BASE, REG_CMD_BUF_BASE, REG_EVENT_LOG_BASE, REG_EXCL_BASE, REG_EXCL_LIMIT } from '../platform/amd-iommu/registers.js';
 
 /** Which trace event marks the start of each phase (before-panic is applied by the run loop directly). */
 const PHASE_EVENT: Record<Exclude<FaultPhase, 'before-panic'>, (e: TraceEvent) => boolean> = {
@@ -40,14 +42,18 @@ export function applyCmdlineFaults(cmdline: string, faults: readonly Fault[]): s
 }
 
 /**
- * Arms the DMA faults: those of phase before-panic strike now; the others
- * strike when the trace shows their phase beginning.
+ * Arms the faults that strike at a phase: those of phase before-panic strike
+ * now; the others when the trace shows their phase beginning.
  */
-export function armDmaFaults(m: Machine, k: FirstKernel, image: KexecImage, faults: readonly Fault[]): void {
+export function armPhaseFaults(m: Machine, k: FirstKernel, image: KexecImage, faults: readonly Fault[]): void {
   for (const f of faults) {
-    if (f.kind !== 'stray-dma') continue;
+    let strike: (() => void) | undefined;
+    if (f.kind === 'stray-dma') strike = () => strayDma(m, image, f);
+    else if (f.kind === 'psp-command-fails') strike = () => pspCommandFails(m, f);
+    else if (f.kind === 'iommu-torn-write') strike = () => iommuTornWrite(m, f);
+    if (strike === undefined || !('phase' in f)) continue;
     if (f.phase === 'before-panic') {
-      strayDma(m, image, f);
+      strike();
       continue;
     }
     const starts = PHASE_EVENT[f.phase];
@@ -55,11 +61,31 @@ export function armDmaFaults(m: Machine, k: FirstKernel, image: KexecImage, faul
     const unsubscribe = m.trace.subscribe((e) => {
       if (done || !starts(e)) return;
       done = true;
-      strayDma(m, image, f);
+      strike();
       unsubscribe();
     });
   }
   void k;
+}
+
+function pspCommandFails(m: Machine, f: Extract<Fault, { kind: 'psp-command-fails' }>): void {
+  if (m.psp === undefined) throw new InputError('Cannot inject psp-command-fails: the machine has no PSP (machine.cpu.snp)');
+  const cmd = Number(Object.entries(SEV_CMD_NAMES).find(([, n]) => n === f.command)![0]);
+  const status = typeof f.status === 'number' ? f.status : Number(Object.entries(SEV_RET_NAMES).find(([, n]) => n === f.status)![0]);
+  m.psp.firmware.failNext(cmd, status);
+  m.trace.record('psp', 'fault', `fault injected (${f.phase}): the next ${f.command} fails with ${sevReturnName(status)} (0x${status.toString(16)})`, { cmd, status });
+}
+
+const TORN_REGISTERS: Readonly<Record<Extract<Fault, { kind: 'iommu-torn-write' }>['register'], number>> = {
+  DevTabBase: REG_DEV_TAB_BASE, CmdBufBase: REG_CMD_BUF_BASE, EventLogBase: REG_EVENT_LOG_BASE,
+  CompletionStoreBase: REG_EXCL_BASE, CompletionStoreLimit: REG_EXCL_LIMIT,
+};
+
+function iommuTornWrite(m: Machine, f: Extract<Fault, { kind: 'iommu-torn-write' }>): void {
+  if (m.amdIommu === undefined) throw new InputError('Cannot inject iommu-torn-write: the machine has no AMD IOMMU (machine.iommu)');
+  const offset = TORN_REGISTERS[f.register] + (f.half === 'high' ? 4 : 0);
+  m.amdIommu.loseNextWrite(offset);
+  m.trace.record(m.amdIommu.name, 'fault', `fault injected (${f.phase}): the ${f.half} half of the next ${f.register} write will be lost`, { offset });
 }
 
 function strayDma(m: Machine, image: KexecImage, f: Extract<Fault, { kind: 'stray-dma' }>): void {

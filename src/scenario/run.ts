@@ -14,7 +14,7 @@ import { panic } from '../kernel/panic.js';
 import type { CrashKernel } from '../kernel/crash-kernel.js';
 import { buildMachine, crashKernelProfile, duration, firstKernelConfig, size } from './build.js';
 import { Oracle } from './oracle.js';
-import { applyBootFaults, armDmaFaults } from './faults.js';
+import { applyBootFaults, armPhaseFaults } from './faults.js';
 import { kexecReboot } from '../kernel/kexec-reboot.js';
 import { CHAIN_KINDS } from './chain.js';
 import { kernelProfile } from '../kernel/profile.js';
@@ -119,7 +119,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     for (const msg of load.messages) chainExtra.push(`kexec: ${msg}`);
     return finish('kexec-refused', null);
   }
-  armDmaFaults(m, fk, load.image, s.faults);
+  armPhaseFaults(m, fk, load.image, s.faults);
 
   // The kdump service loaded the capture kernel at boot; then the machine works until it crashes.
   const work = runWorkload(fk, { pages: s.workload.pages, seed: workloadSeed });

@@ -42,6 +42,9 @@ const phase = z.enum(FAULT_PHASES).describe(
 );
 
 export const KEXEC_SEGMENTS = ['elfcorehdr', 'purgatory', 'boot_params', 'kernel', 'initrd'] as const;
+/** SEV commands a fault can make fail. */
+export const PSP_FAULT_COMMANDS = ['SHUTDOWN', 'SNP_SHUTDOWN_EX', 'SNP_DF_FLUSH', 'SNP_INIT_EX', 'SNP_DECOMMISSION'] as const;
+export const PSP_FAULT_STATUSES = ['INVALID_PLATFORM_STATE', 'WBINVD_REQUIRED', 'DFFLUSH_REQUIRED', 'HWSEV_RET_UNSAFE', 'RESOURCE_LIMIT', 'SHUTDOWN_INCOMPLETE'] as const;
 
 const fault = z.discriminatedUnion('kind', [
   z.strictObject({
@@ -55,6 +58,18 @@ const fault = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('cpu-ignores-nmi').describe('A CPU that does not take the crash NMI (NMIs blocked, e.g. stuck in an NMI handler)'),
     cpu: z.number().int().nonnegative(),
+  }),
+  z.strictObject({
+    kind: z.literal('psp-command-fails').describe('The SEV firmware answers the next command of this kind with an error code and changes nothing'),
+    command: z.enum(PSP_FAULT_COMMANDS).describe('The SEV command that fails'),
+    status: z.union([z.enum(PSP_FAULT_STATUSES), z.number().int().min(1).max(0xffff)]).describe('The firmware status it returns: a name or a number'),
+    phase: phase.default('before-panic'),
+  }),
+  z.strictObject({
+    kind: z.literal('iommu-torn-write').describe('Half of the next write to an AMD IOMMU base register never arrives (a torn two-half 64-bit write)'),
+    register: z.enum(['DevTabBase', 'CmdBufBase', 'EventLogBase', 'CompletionStoreBase', 'CompletionStoreLimit']),
+    half: z.enum(['low', 'high']).default('low'),
+    phase: phase.default('crash-kernel-init'),
   }),
   z.strictObject({
     kind: z.literal('crashkernel-size').describe('The crashkernel= reservation replaced by this size: too small to load, or to run the capture kernel'),

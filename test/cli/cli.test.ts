@@ -129,16 +129,19 @@ describe('kdumpsim run', () => {
 });
 
 describe('kdumpsim demo', () => {
-  it('tells the three stories and exits 0', () => {
+  it('tells the SNP host story: the locked IOMMU and why, then each fix, ending in a verified dump; exits 0', () => {
     const r = cli(['demo']);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    expect(r.stdout).toContain('1. A crash with kdump armed');
-    expect(r.stdout).toMatch(/verdict: dump-complete: (\d+) of \1 pages correct/);
+    expect(r.stdout).toContain('1. The host panics while its SNP guests run');
+    expect(r.stdout).toContain('ccp 0000:23:00.1: SEV-SNP firmware shutdown failed');
+    expect(r.stdout).toMatch(/ignored all \d+ writes to its base registers \(DevTabBase, /);
+    expect(r.stdout).toMatch(/AMD-Vi: Completion-Wait loop timed out {2}\(x\d+/);
+    expect(r.stdout).toContain('Kernel panic - not syncing: timer doesn\'t work through Interrupt-remapped IO-APIC');
+    expect(r.stdout).toContain('verdict: crash-kernel-panic: no dump');
+    expect(r.stdout).toMatch(/2\. Fix[^\n]*\n[^\n]*SNP_SHUTDOWN_EX with IOMMU_SNP_SHUTDOWN succeeded[^\n]*\n\s+verdict: dump-complete: (\d+) of \1 pages correct/);
+    expect(r.stdout).toContain('AMD-Vi: Reused DEV table from previous kernel.');
     expect(r.stdout).toMatch(/OK: (\d+) of \1 pages match the truth manifest/);
-    expect(r.stdout).toContain('verdict: crash-kernel-hang');
-    expect(r.stdout).toContain('mem_encrypt=on in both kernels: dump-complete');
-    expect(r.stdout).toMatch(/mem_encrypt=off in the capture kernel: dump-partial: \d+ pages captured as ciphertext/);
   });
 });
 

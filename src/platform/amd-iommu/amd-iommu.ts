@@ -161,8 +161,20 @@ export class AmdIommu implements MmioDevice {
     return offset % 8 === 4 ? v >> 32n : v & 0xffff_ffffn;
   }
 
+  /** Byte offsets whose next write is lost on the way (fault injection: a torn 64-bit register write). */
+  readonly #lostWrites = new Set<number>();
+
+  /** The next MMIO write at exactly `offset` never arrives, as when a two-half register write is torn. */
+  loseNextWrite(offset: number): void {
+    this.#lostWrites.add(offset);
+  }
+
   mmioWrite(offset: number, size: 4 | 8, value: bigint): void {
     if (offset % size !== 0 || offset < 0 || offset >= AMD_IOMMU_MMIO_SIZE) return;
+    if (this.#lostWrites.delete(offset)) {
+      this.#trace.record(this.name, 'iommu-reg-write-lost', `${registerName(offset - (offset % 8), this.snpSupported)} ${offset % 8 === 0 ? 'low' : 'high'} half write of 0x${value.toString(16)} lost`, { offset, value: `0x${value.toString(16)}` });
+      return;
+    }
     // A 32-bit access writes one half of a 64-bit register; the other half keeps its value.
     const shift = size === 8 ? 0n : BigInt((offset % 8) * 8);
     const mask = size === 8 ? ALL64 : 0xffff_ffffn << shift;

@@ -61,6 +61,8 @@ const INV_TIMEOUT_1S = 4n << CTRL_INV_TIMEOUT_SHIFT;
 const FIRST_DOMAIN_ID = 1;
 /** IOVAs come down from just below 4 GiB, as the DMA-API allocator hands out 32-bit ones first. */
 const IOVA_TOP = 2 ** 32;
+/** Events printed per poll before the rate limit holds the rest back. */
+const EVENT_PRINT_BURST = 10;
 
 export type KdumpPath = 'fresh' | 'disabled-old' | 'copied' | 'reused' | 'copy-failed';
 
@@ -370,7 +372,15 @@ export class AmdIommuDriver {
     const m = this.h.machine;
     const tail = Number(m.mmio.read(this.mmio + REG_EVENT_LOG_TAIL, 8) & 0x7_fff0n);
     let n = 0;
+    let suppressed = 0;
     while (this.#eventHead !== tail && n < RING_ENTRIES) {
+      // printk_ratelimited: a burst of 10, the rest counted.
+      if (n >= EVENT_PRINT_BURST) {
+        suppressed++;
+        this.#eventHead = (this.#eventHead + 16) % RING_BYTES;
+        n++;
+        continue;
+      }
       const raw = new Uint8Array(16);
       this.h.mem.read(this.evtPa + this.#eventHead, raw);
       const [e] = decodeEvents(raw);
@@ -385,7 +395,9 @@ export class AmdIommuDriver {
       this.#eventHead = (this.#eventHead + 16) % RING_BYTES;
       n++;
     }
+    if (suppressed > 0) this.h.log.printk(`iommu_print_event: ${suppressed} callbacks suppressed`);
     m.mmio.write(this.mmio + REG_EVENT_LOG_HEAD, BigInt(this.#eventHead));
+    if (n > 0) this.h.step(`the IOMMU logged ${n} events (${suppressed > 0 ? `${n - suppressed} printed` : 'all printed'})`, { events: n });
     return n;
   }
 
