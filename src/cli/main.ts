@@ -10,7 +10,7 @@ import { loadScenarioFile } from '../scenario/load.js';
 import { runScenario } from '../scenario/run.js';
 import { renderRunText } from '../report/text.js';
 import { runDemo } from './demo.js';
-import { openInput, vmcoreInfo, vmcoreRead, vmcoreVerify } from './vmcore-commands.js';
+import { openInput, parseDumpLevel, vmcoreInfo, vmcoreRead, vmcoreVerify } from './vmcore-commands.js';
 import { convertVmcore } from '../dump/convert.js';
 import { CODECS, isCodec, requireCodec, type Codec } from '../dump/codecs.js';
 import { isFlattenedSignature, unflattenFile } from '../dump/flattened.js';
@@ -147,9 +147,11 @@ export function buildProgram(): Command {
     .argument('<out>')
     .requiredOption('--format <format>', 'output format: elf or kdump', parseFormat)
     .option('--compress <codec>', 'with --format kdump: page codec zlib (default), lzo, snappy, zstd or none', parseCompress)
+    .option('--dump-level <n>', 'with --format kdump: makedumpfile\'s -d (0-31); 2 cache, 4 cache with private, 8 user data, 16 free pages, from the dump\'s struct pages', parseDumpLevel)
     .addHelpText('after', '\nPages are read in bulk and written sparse (ELF) or compressed with zero pages shared (kdump);\nthe output appears only when complete.\n\nExample:\n  kdumpsim vmcore convert vmcore vmcore.kdump --format kdump --compress lzo')
     .action((input, output, o) => {
       compressOnlyForKdump(o.format, o.compress);
+      if (o.dumpLevel !== undefined && o.dumpLevel > 1 && o.format !== 'kdump') throw new UsageError(`Cannot use --dump-level ${o.dumpLevel}: levels above 1 apply to --format kdump only`);
       // A flattened stream is rearranged into a regular file first (what makedumpfile -R does).
       let regular = input;
       if (isFlattenedFile(input)) {
@@ -159,9 +161,10 @@ export function buildProgram(): Command {
       const r = openInput(regular);
       const bar = progressBar('converting');
       try {
-        const res = convertVmcore(r, output, o.format, (d, t) => bar.update(d, t), o.compress);
+        const res = convertVmcore(r, output, o.format, (d, t) => bar.update(d, t), o.compress, o.dumpLevel);
         bar.done();
-        out(`${output}: ${res.format === 'kdump' ? 'kdump-compressed' : 'ELF'}, ${res.pages} pages, ${res.fileSize} bytes\n`);
+        const left = Object.entries(res.excluded ?? {}).map(([k, n]) => `${n} ${k}`).join(', ');
+        out(`${output}: ${res.format === 'kdump' ? 'kdump-compressed' : 'ELF'}, ${res.pages} pages, ${res.fileSize} bytes${left ? ` (left out: ${left})` : ''}\n`);
       } finally {
         bar.done();
         r.close();
@@ -169,12 +172,13 @@ export function buildProgram(): Command {
       }
     });
   vm.command('verify')
-    .description('check every page a truth manifest lists; exit 0 only when all are present and equal')
+    .description('check every page a truth manifest lists; exit 0 only when all are present and equal, or left out as the dump level allows')
     .argument('<file>')
     .requiredOption('--truth <manifest>', 'manifest written by `kdumpsim run --truth`')
+    .option('--dump-level <n>', 'the -d level the file was filtered at (default: what a kdump header records, else 0); a page it leaves out passes only if the manifest says that level drops it', parseDumpLevel)
     .option('--json', 'machine-readable output')
     .action((file, o) => {
-      const r = vmcoreVerify(file, o.truth, o.json === true);
+      const r = vmcoreVerify(file, o.truth, o.json === true, o.dumpLevel);
       out(r.text);
       process.exitCode = r.ok ? 0 : 1;
     });

@@ -7,6 +7,7 @@ import { readTruthManifest } from '../dump/truth-manifest.js';
 import { verifyVmcore } from '../dump/verify.js';
 import { PT_LOAD, PT_NOTE } from '../dump/elf.js';
 import { InputError, UsageError } from '../util/errors.js';
+import { MAX_DUMP_LEVEL } from '../dump/page-class.js';
 import { parseSize } from '../util/units.js';
 import { progressBar } from './progress.js';
 
@@ -106,20 +107,33 @@ export function hexdump(b: Uint8Array, base: number): string {
   return lines.join('\n') + '\n';
 }
 
-export function vmcoreVerify(file: string, truthFile: string, json: boolean): { text: string; ok: boolean } {
+/** Parses --dump-level: makedumpfile's -d, 0 to 31. */
+export function parseDumpLevel(v: string): number {
+  if (!/^\d{1,2}$/.test(v) || Number(v) > MAX_DUMP_LEVEL) throw new UsageError(`Cannot use --dump-level "${v}": expected an integer from 0 to ${MAX_DUMP_LEVEL}`);
+  return Number(v);
+}
+
+/** dumpLevel: the level the file was filtered at; default the one its kdump header records, else 0. */
+export function vmcoreVerify(file: string, truthFile: string, json: boolean, dumpLevel?: number): { text: string; ok: boolean } {
   const truth = readTruthManifest(truthFile);
   const r = openInput(file);
   const bar = progressBar('verifying');
   try {
-    const rep = verifyVmcore(r, truth, { onProgress: (d, t) => bar.update(d, t) });
+    const rep = verifyVmcore(r, truth, { onProgress: (d, t) => bar.update(d, t), ...(dumpLevel === undefined ? {} : { dumpLevel }) });
     bar.done();
     const ok = rep.mismatches === 0;
     if (json) return { text: JSON.stringify({ file, truth: truthFile, ok, ...rep }, null, 2) + '\n', ok };
+    const excluded = Object.entries(rep.pagesExcluded).map(([k, n]) => `${n} ${k}`);
     const lines = [
       `${ok ? 'OK' : 'FAILED'}: ${rep.pagesEqual} of ${rep.pagesChecked} pages match the truth manifest` +
         (rep.pagesChangedAfterPanic ? ` (${rep.pagesChangedAfterPanic} as changed by legitimate DMA after the panic)` : ''),
     ];
-    for (const m of rep.firstMismatches) lines.push(`  page 0x${(m.pfn * 4096).toString(16)}: ${m.problem}${m.problem === 'differs' ? ` (expected ${m.expected.slice(0, 12)}, found ${m.actual.slice(0, 12)})` : ''}`);
+    if (excluded.length > 0) lines.push(`  left out as dump level ${rep.dumpLevel} allows: ${excluded.join(', ')}`);
+    for (const m of rep.firstMismatches) {
+      const detail = m.problem === 'differs' ? ` (expected ${m.expected.slice(0, 12)}, found ${m.actual.slice(0, 12)})`
+        : m.problem === 'excluded' ? ` (the page was ${m.was ?? 'in use'}, which dump level ${rep.dumpLevel} keeps)` : '';
+      lines.push(`  page 0x${(m.pfn * 4096).toString(16)}: ${m.problem}${detail}`);
+    }
     if (rep.mismatches > rep.firstMismatches.length) lines.push(`  ... ${rep.mismatches - rep.firstMismatches.length} more`);
     return { text: lines.join('\n') + '\n', ok };
   } finally {

@@ -1,7 +1,8 @@
 // Converting a vmcore between formats: any file openVmcore reads (ELF,
 // kdump-compressed) to an ELF vmcore laid out as /proc/vmcore or to a
 // kdump-compressed file. Pages are read in bulk and written sparse or
-// compressed; memory stays bounded whatever the dump's size.
+// compressed; memory stays bounded whatever the dump's size (but for one bit
+// per frame when a dump level filters by struct page).
 
 import type { Codec } from './codecs.js';
 import { encodeNotes } from './elf-note.js';
@@ -10,6 +11,9 @@ import { writeKdumpCompressed, type KdumpCompressedWriteResult } from './kdump-c
 import type { PageSource } from './page-source.js';
 import type { VmcoreReader } from './vmcore-reader.js';
 import type { PageStatus } from './vmcore-reader.js';
+import { PageClassifier, checkDumpLevel, levelNeedsStructPages, type PageClass } from './page-class.js';
+import { ReaderPhysMemory } from './kernel-vm.js';
+import { VmcoreFormatError } from '../util/errors.js';
 
 /** Direct-map base the ELF output's PT_LOADs get as p_vaddr (x86-64, 4-level). */
 const PAGE_OFFSET = 0xffff_8880_0000_0000n;
@@ -53,12 +57,50 @@ export interface ConvertResult {
   pages: number;
   /** The kdump-compressed writer's counts (compressed, raw, zero pages), for kdump output. */
   kdump?: KdumpCompressedWriteResult;
+  /** Pages the dump level left out, by struct-page class. */
+  excluded?: Partial<Record<PageClass, number>>;
 }
 
-/** compression: the kdump output's page codec (default zlib); ignored for ELF. */
+/**
+ * Frames of `ranges` that dump level `level` leaves out because of the
+ * dumped kernel's struct pages, as a bitmap (bit pfn, LSB first), with counts.
+ */
+export function excludedFrames(
+  reader: VmcoreReader, ranges: readonly { startPfn: number; endPfn: number }[], maxPfn: number, level: number,
+): { bitmap: Uint8Array; counts: Partial<Record<PageClass, number>> } {
+  const bitmap = new Uint8Array(Math.ceil(maxPfn / 8));
+  const counts: Partial<Record<PageClass, number>> = {};
+  const vi = reader.vmcoreinfo;
+  if (vi === undefined) {
+    throw new VmcoreFormatError(`Cannot filter "${reader.file}" at dump level ${level}: it has no VMCOREINFO, so its struct pages cannot be found`, {
+      file: reader.file, field: 'VMCOREINFO',
+    });
+  }
+  const inDump = [...ranges].sort((a, b) => a.startPfn - b.startPfn);
+  new PageClassifier(vi, new ReaderPhysMemory(reader), reader.file).scan(inDump, level, (a, b, cls) => {
+    for (let p = a; p < Math.min(b, maxPfn); p++) {
+      const m = 1 << (p & 7);
+      if ((bitmap[p >>> 3]! & m) !== 0) continue;
+      bitmap[p >>> 3]! |= m;
+      counts[cls] = (counts[cls] ?? 0) + 1;
+    }
+  });
+  return { bitmap, counts };
+}
+
+/**
+ * compression: the kdump output's page codec (default zlib); ignored for ELF.
+ * dumpLevel (kdump output only): makedumpfile's -d; bits above 1 leave out
+ * pages by struct page (page-class.ts). Zero pages are always shared.
+ */
 export function convertVmcore(
   reader: VmcoreReader, out: string, format: 'elf' | 'kdump', onProgress?: (done: number, total: number) => void, compression: Codec = 'zlib',
+  dumpLevel = 1,
 ): ConvertResult {
+  checkDumpLevel(dumpLevel, `converting "${reader.file}"`);
+  if (format === 'elf' && levelNeedsStructPages(dumpLevel)) {
+    throw new RangeError(`Cannot convert "${reader.file}" to ELF at dump level ${dumpLevel}: dump levels above 1 are written to kdump-compressed output only`);
+  }
   const source = new ReaderPageSource(reader);
   const ranges = reader.physRanges().map((r) => ({ startPfn: Math.floor(r.start / 4096), endPfn: Math.ceil(r.end / 4096) }));
   const pages = ranges.reduce((n, r) => n + (r.endPfn - r.startPfn), 0);
@@ -72,9 +114,13 @@ export function convertVmcore(
     });
     return { format, fileSize: r.fileSize, pages };
   }
+  const maxPfn = ranges.reduce((n, x) => Math.max(n, x.endPfn), 0);
+  const filter = levelNeedsStructPages(dumpLevel) ? excludedFrames(reader, ranges, maxPfn, dumpLevel) : undefined;
   const r = writeKdumpCompressed(out, {
     source,
-    maxPfn: ranges.reduce((n, x) => Math.max(n, x.endPfn), 0),
+    maxPfn,
+    dumpLevel,
+    ...(filter === undefined ? {} : { excluded: filter.bitmap }),
     ranges,
     notes,
     release: reader.vmcoreinfo?.get('OSRELEASE') ?? '',
@@ -82,5 +128,5 @@ export function convertVmcore(
     compression,
     ...(onProgress === undefined ? {} : { onProgress }),
   });
-  return { format, fileSize: r.fileSize, pages, kdump: r };
+  return { format, fileSize: r.fileSize, pages, kdump: r, ...(filter === undefined ? {} : { excluded: filter.counts }) };
 }

@@ -50,6 +50,14 @@ export interface KdumpCompressedSpec {
   compression: Codec;
   /** Clear all-zero pages from the 2nd bitmap (they read as excluded) instead of sharing one zero page. */
   excludeZero?: boolean;
+  /**
+   * Frames a dump level leaves out because of their struct pages (free,
+   * cache, user data...): bit `pfn` of this bitmap (LSB first) set means the
+   * frame gets no descriptor. See page-class.ts.
+   */
+  excluded?: Uint8Array;
+  /** The -d level recorded in the sub header; default 1 (zero pages shared). */
+  dumpLevel?: number;
   /** Called as pages are written. */
   onProgress?: (donePages: number, totalPages: number) => void;
 }
@@ -64,6 +72,8 @@ export interface KdumpCompressedWriteResult {
   compressedBytes: number;
   /** Pages stored raw (not zero, did not shrink or compression 'none'). */
   rawPages: number;
+  /** Pages left out because of their struct pages (spec.excluded). */
+  excludedPages: number;
   fileSize: number;
 }
 
@@ -145,26 +155,43 @@ export function writeKdumpCompressed(path: string, spec: KdumpCompressedSpec): K
   const bitmap1 = new Uint8Array(bitmapBytes);
   for (const r of ranges) for (let p = r.startPfn; p < r.endPfn; p++) bitmapSet(bitmap1, p);
   const bitmap2 = bitmap1.slice();
+  const ex = spec.excluded;
+  const isExcluded = (pfn: number): boolean => ex !== undefined && ((ex[pfn >>> 3] ?? 0) & (1 << (pfn & 7))) !== 0;
+  let excludedCount = 0;
+  if (ex !== undefined) {
+    for (const r of ranges) {
+      for (let p = r.startPfn; p < r.endPfn; p++) {
+        if (isExcluded(p)) {
+          bitmapClear(bitmap2, p);
+          excludedCount++;
+        }
+      }
+    }
+  }
   const excludeZero = spec.excludeZero === true;
   const page = new Uint8Array(PAGE_SIZE);
   const pageBuf = Buffer.from(page.buffer, page.byteOffset, PAGE_SIZE);
   const totalDescribed = ranges.reduce((n, r) => n + r.endPfn - r.startPfn, 0);
 
   // Pass 1 (only when excluding zero pages): find which present frames are zero.
-  let numDumpable = totalDescribed;
+  let numDumpable = totalDescribed - excludedCount;
   if (excludeZero) {
     for (const r of ranges) {
       let next = r.startPfn;
       const clearZero = (a: number, b: number): void => {
-        for (let p = a; p < b; p++) bitmapClear(bitmap2, p);
-        numDumpable -= b - a;
+        for (let p = a; p < b; p++) {
+          if (isExcluded(p)) continue; // already cleared and counted
+          bitmapClear(bitmap2, p);
+          numDumpable--;
+        }
       };
       for (const pfn of spec.source.presentFrames(r.startPfn, r.endPfn)) {
         checkPfn(path, pfn, next, r.endPfn);
         clearZero(next, pfn);
+        next = pfn + 1;
+        if (isExcluded(pfn)) continue;
         spec.source.readFrame(pfn, page);
         if (isZero(pageBuf)) clearZero(pfn, pfn + 1);
-        next = pfn + 1;
       }
       clearZero(next, r.endPfn);
     }
@@ -197,7 +224,7 @@ export function writeKdumpCompressed(path: string, spec: KdumpCompressedSpec): K
     const sv = new DataView(sub.buffer);
     const physBase = info?.get('NUMBER(phys_base)');
     sv.setBigUint64(SH_PHYS_BASE, physBase !== undefined && /^-?\d+$/.test(physBase) ? BigInt.asUintN(64, BigInt(physBase)) : 0n, true);
-    sv.setInt32(SH_DUMP_LEVEL, DL_EXCLUDE_ZERO, true);
+    sv.setInt32(SH_DUMP_LEVEL, spec.dumpLevel ?? DL_EXCLUDE_ZERO, true);
     const noteOff = bs + SH_SIZE;
     if (vmciSize > 0) {
       sv.setBigUint64(SH_OFFSET_VMCOREINFO, BigInt(noteOff + vmciOffset), true);
@@ -214,7 +241,7 @@ export function writeKdumpCompressed(path: string, spec: KdumpCompressedSpec): K
     writeAll(fd, bitmap2, bitmap2Off);
 
     // Descriptors and data.
-    const stats: KdumpCompressedWriteResult = { pages: 0, zeroPages: 0, compressedPages: 0, compressedBytes: 0, rawPages: 0, fileSize: 0 };
+    const stats: KdumpCompressedWriteResult = { pages: 0, zeroPages: 0, compressedPages: 0, compressedBytes: 0, rawPages: 0, excludedPages: excludedCount, fileSize: 0 };
     const descBuf = new Uint8Array(DESC_BATCH * PD_SIZE);
     const dv = new DataView(descBuf.buffer);
     let descCount = 0; // descriptors in descBuf
@@ -256,8 +283,11 @@ export function writeKdumpCompressed(path: string, spec: KdumpCompressedSpec): K
     if (!excludeZero) addData(new Uint8Array(PAGE_SIZE)); // the shared zero page
     const zeroRun = (a: number, b: number): void => {
       if (excludeZero) return; // cleared from the 2nd bitmap in pass 1
-      for (let p = a; p < b; p++) addDesc(zeroPageOffset, PAGE_SIZE, 0);
-      stats.zeroPages += b - a;
+      for (let p = a; p < b; p++) {
+        if (isExcluded(p)) continue;
+        addDesc(zeroPageOffset, PAGE_SIZE, 0);
+        stats.zeroPages++;
+      }
     };
 
     let done = 0;
@@ -266,8 +296,9 @@ export function writeKdumpCompressed(path: string, spec: KdumpCompressedSpec): K
       for (const pfn of spec.source.presentFrames(r.startPfn, r.endPfn)) {
         checkPfn(path, pfn, next, r.endPfn);
         zeroRun(next, pfn);
-        spec.source.readFrame(pfn, page);
         next = pfn + 1;
+        if (isExcluded(pfn)) continue;
+        spec.source.readFrame(pfn, page);
         if (isZero(pageBuf)) {
           zeroRun(pfn, pfn + 1);
           continue;

@@ -7,6 +7,7 @@
 
 import { readFileSync } from 'node:fs';
 import { InputError } from '../util/errors.js';
+import { PAGE_CLASSES, type PageClass } from './page-class.js';
 
 export const TRUTH_FORMAT = 'kdumpsim-truth';
 export const TRUTH_VERSION = 1;
@@ -24,6 +25,8 @@ export interface TruthManifest {
   pages: Record<string, string>;
   /** Other acceptable contents of pages changed by legitimate DMA after the panic. */
   alternatives: Record<string, string[]>;
+  /** Struct-page classes at the panic, as classified at dump level 31 (absent in manifests of older versions). */
+  classes?: Partial<Record<PageClass, [number, number][]>>;
 }
 
 export function parseTruthManifest(text: string, file: string): TruthManifest {
@@ -58,6 +61,16 @@ export function parseTruthManifest(text: string, file: string): TruthManifest {
   for (const [k, v] of Object.entries(alts)) {
     if (!/^\d+$/.test(k) || !Array.isArray(v) || v.some((h) => typeof h !== 'string')) bad(`alternatives.${k}`, 'is not a page number mapped to a list of digests');
   }
+  const classes = o['classes'];
+  if (classes !== undefined) {
+    if (typeof classes !== 'object' || classes === null || Array.isArray(classes)) return bad('classes', 'is not an object');
+    for (const [k, v] of Object.entries(classes)) {
+      if (!(PAGE_CLASSES as readonly string[]).includes(k)) bad(`classes.${k}`, `is not a page class (${PAGE_CLASSES.join(', ')})`);
+      if (!Array.isArray(v) || v.some((r) => !Array.isArray(r) || r.length !== 2 || !Number.isSafeInteger(r[0]) || !Number.isSafeInteger(r[1]) || (r[0] as number) < 0 || (r[1] as number) <= (r[0] as number))) {
+        bad(`classes.${k}`, 'is not a list of [startPfn, endPfn] runs');
+      }
+    }
+  }
   return {
     format: TRUTH_FORMAT,
     version: TRUTH_VERSION,
@@ -67,6 +80,7 @@ export function parseTruthManifest(text: string, file: string): TruthManifest {
     ranges: ranges as [number, number][],
     pages: pages as Record<string, string>,
     alternatives: alts as Record<string, string[]>,
+    ...(classes === undefined ? {} : { classes: classes as Partial<Record<PageClass, [number, number][]>> }),
   };
 }
 

@@ -5,7 +5,7 @@
 // kernel's memory, and its kdump service saves the vmcore.
 
 import { AmdIommuDriver, type IommuHost } from './drivers/amd-iommu/amd-iommu-driver.js';
-import { checkTimer } from './io-apic-timer.js';
+import { checkTimer, stopHpet } from './io-apic-timer.js';
 import type { Machine } from '../platform/machine.js';
 import type { Cpu } from '../platform/cpu/cpu.js';
 import type { Requester } from '../platform/memory-controller.js';
@@ -173,6 +173,7 @@ export class CrashKernel {
       this.step(`capture kernel panics in check_timer: ${timer.message}`);
       return;
     }
+    stopHpet(m); // the local APIC timer takes over
     m.clock.advance(200 * NS_PER_MS);
     this.log.printk('smp: Bringing up secondary CPUs ...');
     this.log.printk('smp: Brought up 1 node, 1 CPU');

@@ -15,10 +15,11 @@ import { hexPad } from '../util/hex.js';
 import { Cmdline } from './cmdline.js';
 import { KernelLog } from './dmesg.js';
 import type { KernelProfile } from './profile.js';
-import { Memblock, type Range } from './memblock.js';
+import type { Range } from './memblock.js';
 import { KernelImage } from './kernel-image.js';
 import { PageTableBuilder } from './page-table-builder.js';
 import { MemMap } from './mem-map.js';
+import { PageAllocator } from './page-allocator.js';
 import { KERNEL_PHYS_START, PAGE_OFFSET, START_KERNEL_MAP, alignDown, alignUp } from './layout.js';
 import { reserveCrashRegion } from './crash-reservation.js';
 import { buildVmcoreinfo, writeVmcoreinfoNote } from './vmcoreinfo-export.js';
@@ -69,7 +70,7 @@ export class FirstKernel {
   readonly cmdline: Cmdline;
   readonly image: KernelImage;
   readonly who: Requester = { kind: 'cpu', id: 0 };
-  memblock!: Memblock;
+  memblock!: PageAllocator;
   pageTables!: PageTableBuilder;
   memMap!: MemMap;
   vmcoreinfo!: VmcoreInfo;
@@ -138,7 +139,7 @@ export class FirstKernel {
     for (const e of m.e820) this.log.printk(e820Line(e));
 
     // memblock: usable RAM minus the first MiB (reserved for BIOS and real-mode code) and the image.
-    this.memblock = new Memblock(m.e820.filter((e) => e.type === 'usable').map((e) => ({ start: alignUp(e.addr, 4096), end: alignDown(e820End(e), 4096) })));
+    this.memblock = new PageAllocator(m.e820.filter((e) => e.type === 'usable').map((e) => ({ start: alignUp(e.addr, 4096), end: alignDown(e820End(e), 4096) })));
     this.memblock.reserve(0, Math.min(0x100000, this.memblock.freeRanges[0]?.end ?? 0));
     if (!this.memblock.reserve(this.image.base, this.image.size)) {
       return { ok: false, reason: `kernel image at 0x${this.image.base.toString(16)} does not fit in usable memory` };
@@ -168,6 +169,7 @@ export class FirstKernel {
     this.memMap = new MemMap(mmBase, maxPfn);
     this.#writePointer(this.image.pa('mem_map'), this.memMap.va);
     this.memMap.describe(this.mem, this.image.base / 4096, this.image.size / 4096, 'kernel');
+    this.memblock.freeAll(this.mem, this.memMap);
     if (this.sme.active) this.log.printk(smeBanner(this.profile));
 
     this.vmcoreinfo = buildVmcoreinfo({

@@ -7,7 +7,7 @@ import { VmcoreInfo } from '../dump/vmcoreinfo.js';
 import { encodeNotes } from '../dump/elf-note.js';
 import type { PhysAccess } from './phys-access.js';
 import type { KernelImage } from './kernel-image.js';
-import { STRUCT_PAGE, PG, PG_HEAD_MASK, PAGE_BUDDY_MAPCOUNT_VALUE, PAGE_OFFLINE_MAPCOUNT_VALUE } from './mem-map.js';
+import { MAX_ORDER, STRUCT_PAGE, PG, PG_HEAD_MASK, PAGE_BUDDY_MAPCOUNT_VALUE, PAGE_OFFLINE_MAPCOUNT_VALUE } from './mem-map.js';
 import { KERNEL_IMAGE_SIZE, PAGE_SIZE } from './layout.js';
 
 /** VMCOREINFO_BYTES: the text buffer is one page. */
@@ -41,6 +41,7 @@ export function buildVmcoreinfo(f: VmcoreinfoFacts): VmcoreInfo {
   vi.setOffset('page.lru', STRUCT_PAGE.lru);
   vi.setOffset('page._mapcount', STRUCT_PAGE._mapcount);
   vi.setOffset('page.private', STRUCT_PAGE.private);
+  vi.setLength('zone.free_area', MAX_ORDER);
   vi.setNumber('PG_lru', PG.lru);
   vi.setNumber('PG_private', PG.private);
   vi.setNumber('PG_swapcache', PG.swapcache);

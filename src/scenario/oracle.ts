@@ -14,6 +14,8 @@ import type { CaptureRecord } from '../kernel/proc-vmcore.js';
 import type { ElfLoadSpec } from '../dump/elf-vmcore-writer.js';
 import { isZeroPage, pageDigest } from '../dump/verify.js';
 import { TRUTH_FORMAT, TRUTH_VERSION, type TruthManifest } from '../dump/truth-manifest.js';
+import { classifyFrames } from '../dump/page-class.js';
+import { framePhysMemory } from '../dump/kernel-vm.js';
 import type { OracleReport, PageError, PageFate, PageFateRun } from './result.js';
 
 const MAX_LISTED_ERRORS = 50;
@@ -267,6 +269,7 @@ export class Oracle {
       pages,
       alternatives,
       // What the kernel's own struct pages said each page was, for checking filtered dumps.
+      classes: classifyFrames(this.#kernel.vmcoreinfo, framePhysMemory((pfn) => this.truthPage(pfn)), 'the first kernel\'s memory', this.ranges.map((r) => ({ startPfn: r.start, endPfn: r.end }))),
     };
   }
 }
