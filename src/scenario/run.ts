@@ -17,6 +17,7 @@ import { Oracle } from './oracle.js';
 import { applyBootFaults, armPhaseFaults } from './faults.js';
 import { kexecReboot } from '../kernel/kexec-reboot.js';
 import { CHAIN_KINDS } from './chain.js';
+import { explainCaptureIommu } from './explain.js';
 import { kernelProfile } from '../kernel/profile.js';
 import { checkExpectation } from './expect.js';
 import type { Scenario, Verdict } from './schema.js';
@@ -59,6 +60,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
   const nicPackets = (): number => m.nics.reduce((n, x) => n + x.packetsReceived, 0);
 
   const finish = (verdict: Verdict, report: OracleReport | null, image?: KexecImage): RunResult => {
+    if (ck !== undefined) chainExtra.unshift(...explainCaptureIommu(m, (ck as CrashKernel).cpu.id));
     const r = assemble(s, seed, m, [...earlier, fk], ck, verdict, report ?? oracle.nothingCaptured(), chainExtra, crashStartNs, image);
     oracle.release();
     // The result holds no reference to DRAM: let the next run reuse it, unless a caller is watching this machine.

@@ -35,6 +35,15 @@ describe('SNP host kdump with the IOMMU still locked (snp-host-kdump-locked-iomm
     expect(r.verdict).toBe('crash-kernel-panic');
   });
 
+  it('the chain names the hardware\'s side: ignored writes, stale ring, the lost store, the misrouted timer', () => {
+    const why = r.chain.filter((c) => / iommu0: | ioapic0: /.test(c));
+    expect(why).toHaveLength(4);
+    expect(why[0]).toMatch(/iommu0: 10 writes to base registers ignored under SNP enforcement \(DevTabBase, CmdBufBase, EventLogBase, CompletionStoreBase, CompletionStoreLimit\)/);
+    expect(why[1]).toMatch(new RegExp(`commands fetched from the old ring at 0x${oldRing.toString(16)}, none from the capture kernel's ring`));
+    expect(why[2]).toMatch(new RegExp(`completion stores went to 0x${oldCwb.toString(16)}, none to the semaphore`));
+    expect(why[3]).toMatch(/timer interrupts remapped through the old kernel's IRQ table to CPU 0 \(halted\), none to CPU 1/);
+  });
+
   it('the panic notifier\'s SNP_SHUTDOWN_EX was refused, so the IOMMU was never released', () => {
     const panicAt = before.findIndex((e) => e.kind === 'step' && e.detail.startsWith('panic on CPU'));
     const cmds = of(before.slice(panicAt), 'psp-command').map((e) => e.detail.split(' (')[0]);
