@@ -4,7 +4,7 @@
 // finds the elfcorehdr from `elfcorehdr=`, builds /proc/vmcore over the old
 // kernel's memory, and its kdump service saves the vmcore.
 
-import { AmdIommuDriver, type IommuHost } from './drivers/amd-iommu/amd-iommu-driver.js';
+import { initIommu, type IommuDriver, type IommuHost } from './drivers/iommu.js';
 import { checkTimer, stopHpet } from './io-apic-timer.js';
 import type { Machine } from '../platform/machine.js';
 import type { Cpu } from '../platform/cpu/cpu.js';
@@ -105,7 +105,7 @@ export class CrashKernel {
   }
 
   /** The AMD IOMMU driver of this kernel, when the machine has an IOMMU. */
-  iommu: AmdIommuDriver | undefined;
+  iommu: IommuDriver | undefined;
 
   /** The capture kernel never initialises host SNP (it has no firmware or guests of its own). */
   readonly hostSnp = false;
@@ -166,7 +166,7 @@ export class CrashKernel {
     m.clock.advance(100 * NS_PER_MS);
 
     // enable_IR(): the AMD IOMMU driver finds translation on (is_kdump_kernel) and takes its era's path; then check_timer().
-    this.iommu = AmdIommuDriver.init(this.#iommuHost(), { kdump: true, wantSnp: false });
+    this.iommu = initIommu(this.#iommuHost(), { kdump: true, wantSnp: false });
     const timer = checkTimer(this, this.cpu.id, this.iommu);
     if (!timer.ok) {
       this.#panic(timer.message);

@@ -30,7 +30,7 @@ import type { KexecImage } from './kexec-file-load.js';
 import { smeEnable, smeBanner, cbitHi, type SmeDecision } from './sme.js';
 import { faultOfWrite, pageFaultOops } from './oops.js';
 import { snpProbe, snpRmptableInit, ccpSnpInit, type SnpHostState } from './snp-host.js';
-import { AmdIommuDriver, type IommuHost } from './drivers/amd-iommu/amd-iommu-driver.js';
+import { initIommu, type IommuDriver, type IommuHost } from './drivers/iommu.js';
 import { checkTimer, stopHpet } from './io-apic-timer.js';
 import { launchSnpGuests, type SnpGuest } from './kvm-snp.js';
 import { KernelWriteFault, physAccess, type PhysAccess } from './phys-access.js';
@@ -89,7 +89,7 @@ export class FirstKernel {
   snp: SnpHostState = { active: false, iommuSnp: false, skippedEnable: false, firmwareInitialized: false, sevInitialized: false };
   snpGuests: SnpGuest[] = [];
   /** The AMD IOMMU driver, when the machine has an IOMMU this kernel brought up. */
-  iommu: AmdIommuDriver | undefined;
+  iommu: IommuDriver | undefined;
   /** Ranges this kernel maps decrypted under SME. */
   readonly decrypted: Range[] = [];
   /** Physical memory as this kernel sees it (through its encryption view). */
@@ -188,7 +188,7 @@ export class FirstKernel {
     m.bsp.nmiHandler = (cpu) => this.#nmi(cpu);
     clock.advance(120 * NS_PER_MS);
     // enable_IR() before the IO-APIC is set up: the AMD IOMMU comes up (and says whether SNP may run), then check_timer().
-    this.iommu = AmdIommuDriver.init(this.iommuHost(), { kdump: false, wantSnp: this.snp.active });
+    this.iommu = initIommu(this.iommuHost(), { kdump: false, wantSnp: this.snp.active });
     this.snp.iommuSnp = this.iommu?.snpEnabled ?? false;
     const timer = checkTimer(this, m.bsp.id, this.iommu);
     if (!timer.ok) {

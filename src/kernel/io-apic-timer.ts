@@ -17,7 +17,7 @@ import {
 import { DELIVERY_FIXED } from '../platform/apic/interrupt-message.js';
 import type { Machine } from '../platform/machine.js';
 import type { KernelLog } from './dmesg.js';
-import { IOAPIC_DEVID, type AmdIommuDriver } from './drivers/amd-iommu/amd-iommu-driver.js';
+import type { IommuDriver } from './drivers/iommu.js';
 
 /** IRQ0's vector (ISA_IRQ_VECTOR(0)). */
 export const TIMER_VECTOR = 0x30;
@@ -34,16 +34,15 @@ export interface TimerHost {
 
 export type TimerCheck = { ok: true; ticks: number } | { ok: false; ticks: number; message: string };
 
-export function checkTimer(h: TimerHost, cpuId: number, iommu: AmdIommuDriver | undefined): TimerCheck {
+export function checkTimer(h: TimerHost, cpuId: number, iommu: IommuDriver | undefined): TimerCheck {
   const m = h.machine;
   const apicId = m.cpus[cpuId]!.apicId;
   const remapped = iommu !== undefined;
-  // With AMD-Vi the entry stays in compatibility format; its vector field is the IRTE index.
-  if (iommu !== undefined) iommu.setIrte(IOAPIC_DEVID, TIMER_PIN, TIMER_VECTOR, apicId);
-  writeRte(m, TIMER_PIN, encodeRte({
-    format: 'compatibility', vector: remapped ? TIMER_PIN : TIMER_VECTOR, deliveryMode: DELIVERY_FIXED, destLogical: false,
-    destination: remapped ? 0 : apicId, deliveryStatus: false, polarityLow: false, remoteIrr: false, levelTriggered: false, masked: false,
-  }));
+  const rte = iommu?.routeIoApicPin(TIMER_PIN, TIMER_VECTOR, apicId) ?? encodeRte({
+    format: 'compatibility', vector: TIMER_VECTOR, deliveryMode: DELIVERY_FIXED, destLogical: false,
+    destination: apicId, deliveryStatus: false, polarityLow: false, remoteIrr: false, levelTriggered: false, masked: false,
+  });
+  writeRte(m, TIMER_PIN, rte);
   h.log.printk(`..TIMER: vector=0x${TIMER_VECTOR.toString(16).toUpperCase()} apic1=0 pin1=${TIMER_PIN} apic2=-1 pin2=-1`);
   startHpet(m);
   const lapic = m.interrupts.lapic(cpuId);

@@ -9,7 +9,6 @@
 // writing a base register. Under SNP enforcement those register writes are
 // ignored by the hardware, which is what the copy era never expected.
 
-import type { Machine } from '../../../platform/machine.js';
 import { requesterId } from '../../../platform/machine.js';
 import {
   REG_CONTROL, REG_DEV_TAB_BASE, REG_CMD_BUF_BASE, REG_EVENT_LOG_BASE, REG_EXCL_BASE, REG_EXCL_LIMIT, REG_EFR,
@@ -21,30 +20,11 @@ import { ioPde, ioLeaf, ioPteIndex } from '../../../platform/amd-iommu/io-page-t
 import { encodeIrte, EMPTY_IRTE } from '../../../platform/amd-iommu/interrupt-remapping-table.js';
 import { decodeEvents, EV_IO_PAGE_FAULT, eventName } from '../../../platform/amd-iommu/event-log.js';
 import { IOAPIC_DEFAULT_SOURCE_ID } from '../../../platform/apic/interrupt-fabric.js';
+import { encodeRte } from '../../../platform/apic/io-apic.js';
+import { DELIVERY_FIXED } from '../../../platform/apic/interrupt-message.js';
 import { hexPad } from '../../../util/hex.js';
-import type { Cmdline } from '../../cmdline.js';
-import type { KernelLog } from '../../dmesg.js';
-import type { PhysAccess } from '../../phys-access.js';
-import type { KernelProfile } from '../../profile.js';
+import type { IommuDriver, IommuHost } from '../iommu.js';
 import { CommandQueue } from './command-queue.js';
-
-/** What the driver needs of the kernel it runs in. */
-export interface IommuHost {
-  readonly machine: Machine;
-  readonly profile: KernelProfile;
-  readonly log: KernelLog;
-  readonly mem: PhysAccess;
-  readonly cmdline: Cmdline;
-  /** sme_me_mask: set in every table pointer and bus address the IOMMU reads (__sme_set). */
-  readonly smeMask: bigint;
-  /** Zeroed, aligned memory below 4 GiB (GFP_DMA32): the split 32-bit base writes need it. */
-  allocDma32(bytes: number, align: number): number | undefined;
-  step(detail: string, data?: Record<string, number | string | boolean>): void;
-  /** A buffer a device (here the IOMMU itself) writes by DMA: the oracle lets it change after a panic. */
-  noteDmaBuffer(device: string, pa: number, length: number, purpose: string): void;
-  /** Old-kernel memory a capture kernel takes over and writes (the reuse path). */
-  noteReusedOldMemory(pa: number, length: number, purpose: string): void;
-}
 
 /** The IO-APIC's requester id (IVRS special device 00:14.0). */
 export const IOAPIC_DEVID = IOAPIC_DEFAULT_SOURCE_ID;
@@ -68,7 +48,7 @@ export type KdumpPath = 'fresh' | 'disabled-old' | 'copied' | 'reused' | 'copy-f
 
 interface Domain { id: number; root: number }
 
-export class AmdIommuDriver {
+export class AmdIommuDriver implements IommuDriver {
   readonly h: IommuHost;
   readonly mmio: number;
   readonly efr: bigint;
@@ -305,6 +285,15 @@ export class AmdIommuDriver {
     this.#irts.set(IOAPIC_DEVID, irt);
     const cur = this.#readDte(IOAPIC_DEVID);
     this.setDte(IOAPIC_DEVID, { ...cur, valid: true, interruptValid: true, intTabLen: IRT_LOG2, irtRoot: irt + Number(this.h.smeMask), intCtl: INTCTL_REMAPPED });
+  }
+
+  /** AMD-Vi keeps the IO-APIC entry in compatibility format: its vector field is the IRTE index (the pin). */
+  routeIoApicPin(pin: number, vector: number, apicId: number): bigint {
+    this.setIrte(IOAPIC_DEVID, pin, vector, apicId);
+    return encodeRte({
+      format: 'compatibility', vector: pin, deliveryMode: DELIVERY_FIXED, destLogical: false, destination: 0,
+      deliveryStatus: false, polarityLow: false, remoteIrr: false, levelTriggered: false, masked: false,
+    });
   }
 
   /** Programs IRTE `index` of a device's table (modify_irte), then INVALIDATE_INTERRUPT_TABLE and a wait. */
