@@ -51,6 +51,12 @@ export interface FirstKernelConfig {
   nic: { ringEntries: number; bufferBytes: number; pollIntervalNs: number };
   /** SNP guests KVM launches once the firmware is initialised, and their memory in pages. */
   snpGuests?: { count: number; pages: number; vcpus?: number };
+  /**
+   * Patches posted but never merged: the 2024 "x86/sev: Fix host kdump
+   * support for SNP" — v1 decommissions the guests in the crash path, v2 from
+   * the NMI shoot-down with a WBINVD on every CPU after it.
+   */
+  patches?: readonly ('snp-kdump-decommission-v1' | 'snp-kdump-decommission-v2')[];
 }
 
 export type BootOutcome = { ok: true } | { ok: false; reason: string };

@@ -17,7 +17,8 @@ import {
 } from '../platform/psp/sev-codes.js';
 import type { FirstKernel } from './first-kernel.js';
 import type { SnpHostState } from './snp-host.js';
-import { pspCommand } from './snp-host.js';
+import { CCP_DEV, pspCommand } from './snp-host.js';
+import type { Cpu } from '../platform/cpu/cpu.js';
 
 export interface SnpGuest {
   asid: number;
@@ -123,6 +124,34 @@ export function stopSnpGuests(k: FirstKernel): void {
   if (pspCommand(k, m.bsp, SEV_CMD_SNP_DF_FLUSH, 0) !== 0) failures++;
   k.step(`VMMs stopped: ${k.snpGuests.length} SNP guests decommissioned and their pages returned to the hypervisor${failures > 0 ? ` (${failures} steps failed)` : ''}`, { failures });
   k.snpGuests = [];
+}
+
+/**
+ * The 2024 "x86/sev: Fix host kdump support for SNP" posts, not merged:
+ * decommission every live guest during the crash so SNP_SHUTDOWN_EX can
+ * succeed. v1 did it in the crash path after the other CPUs had stopped
+ * (and flushed): SNP_DF_FLUSH then finds CPUs that did not flush since the
+ * decommission and fails with WBINVD_REQUIRED. v2 did it from the NMI path
+ * with every CPU flushing afterwards, and the flush succeeds. False: the
+ * shutdown should not be tried.
+ */
+export function decommissionGuestsOnCrash(k: FirstKernel, cpu: Cpu, v2: boolean): boolean {
+  const m = k.machine;
+  const buf = k.allocPage();
+  for (const g of k.snpGuests) {
+    k.mem.write(buf, u64le(g.gctx, 8));
+    pspCommand(k, cpu, SEV_CMD_SNP_DECOMMISSION, buf);
+  }
+  const flushed = v2 ? m.cpus : [cpu];
+  for (const c of flushed) wbinvd(c, m.clock.now, m.trace, v2 ? 'after SNP_DECOMMISSION, synchronised across CPUs' : 'after SNP_DECOMMISSION, this CPU only');
+  const rc = pspCommand(k, cpu, SEV_CMD_SNP_DF_FLUSH, 0);
+  k.step(`crash path (${v2 ? 'v2' : 'v1'} patch): ${k.snpGuests.length} SNP guests decommissioned; SNP_DF_FLUSH ${rc === 0 ? 'succeeded' : `failed (${sevReturnName(rc)})`}`, { status: rc });
+  if (rc !== 0) {
+    k.log.printk(`${CCP_DEV}: SEV-SNP DF_FLUSH failed with error ${rc}`);
+    return false;
+  }
+  k.snpGuests = [];
+  return true;
 }
 
 /**

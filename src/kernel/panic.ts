@@ -13,6 +13,7 @@ import { Prng } from '../util/prng.js';
 import { wbinvd } from '../platform/cpu/wbinvd.js';
 import { quiesceInterrupts } from './io-apic-timer.js';
 import { snpShutdownOnPanic } from './ccp-shutdown.js';
+import { decommissionGuestsOnCrash } from './kvm-snp.js';
 
 export interface PanicSpec {
   cpu: number;
@@ -78,8 +79,13 @@ export function panic(k: FirstKernel, spec: PanicSpec, hooks: PanicHooks = {}): 
   else m.clock.advance(50_000);
   k.step(`NMI shoot-down: ${stopped} of ${others.length} other CPUs saved registers and halted`, { stopped, others: others.length });
 
+  // The 2024 patches that were not merged: decommission the guests first, so the shutdown below can succeed.
+  const decommission = k.config.patches?.find((p) => p.startsWith('snp-kdump-decommission'));
+  let shutdownAllowed = true;
+  if (decommission !== undefined && k.snp.firmwareInitialized) shutdownAllowed = decommissionGuestsOnCrash(k, cpu, decommission.endsWith('v2'));
+
   // Panic notifiers (crash_kexec_post_notifiers, forced on SNP hosts): the CCP driver shuts the firmware down.
-  if (k.profile.mechanisms.snpPanicShutdown && k.snp.firmwareInitialized) snpShutdownOnPanic(k, cpu.id);
+  if (k.profile.mechanisms.snpPanicShutdown && k.snp.firmwareInitialized && shutdownAllowed) snpShutdownOnPanic(k, cpu.id);
 
   // native_machine_crash_shutdown(): IO-APIC pins masked, HPET stopped. The IOMMU is left as it is.
   quiesceInterrupts(m);

@@ -77,6 +77,7 @@ export function firstKernelConfig(s: Scenario, seed: number): FirstKernelConfig 
     cmdline: applyCmdlineFaults(cmdline, s.faults),
     seed,
     nic: { ringEntries: nic?.ringEntries ?? 256, bufferBytes: 2048, pollIntervalNs: NAPI_POLL_NS },
+    patches: s.firstKernel.patches,
     ...(s.machine.cpu.snp === undefined ? {} : { snpGuests: { count: s.machine.cpu.snp.guests, pages: s.machine.cpu.snp.guestPages, vcpus: s.machine.cpu.snp.guestVcpus } }),
   };
 }

@@ -42,6 +42,8 @@ const phase = z.enum(FAULT_PHASES).describe(
 );
 
 export const KEXEC_SEGMENTS = ['elfcorehdr', 'purgatory', 'boot_params', 'kernel', 'initrd'] as const;
+/** Out-of-tree patches a scenario can apply to its first kernel. */
+export const KERNEL_PATCHES = ['snp-kdump-decommission-v1', 'snp-kdump-decommission-v2'] as const;
 /** SEV commands a fault can make fail. */
 export const PSP_FAULT_COMMANDS = ['SHUTDOWN', 'SNP_SHUTDOWN_EX', 'SNP_DF_FLUSH', 'SNP_INIT_EX', 'SNP_DECOMMISSION'] as const;
 export const PSP_FAULT_STATUSES = ['INVALID_PLATFORM_STATE', 'WBINVD_REQUIRED', 'DFFLUSH_REQUIRED', 'HWSEV_RET_UNSAFE', 'RESOURCE_LIMIT', 'SHUTDOWN_INCOMPLETE'] as const;
@@ -133,6 +135,8 @@ export const scenarioSchema = z.strictObject({
     profile: profileId.default('linux-6.1'),
     cmdline: z.string().default('root=/dev/vda1 ro crashkernel=256M'),
     crashkernel: z.string().optional().describe('Sets crashkernel= on the command line (any form the kernel accepts: "256M", "1G-4G:192M,4G-:256M", "512M,high")'),
+    patches: z.array(z.enum(KERNEL_PATCHES)).default([])
+      .describe('Patches that never landed upstream, applied to this kernel: snp-kdump-decommission-v1 / -v2 (the 2024 "x86/sev: Fix host kdump support for SNP" posts)'),
   }).prefault({}),
   crashKernel: z.strictObject({
     profile: profileId.default('linux-6.1'),

@@ -182,3 +182,28 @@ describe('SNP faults from the catalogue', () => {
     expect(r.verdict).toBe('crash-kernel-panic');
   });
 });
+
+describe('the 2024 patch that decommissioned guests during the crash (never merged)', () => {
+  const decommissionAt = (m: Machine): number => m.trace.events.findIndex((e) => e.kind === 'psp-command' && e.detail.startsWith('SNP_DECOMMISSION'));
+
+  it('v1: the other CPUs flushed before the decommission, so SNP_DF_FLUSH returns WBINVD_REQUIRED (14) and the IOMMU stays locked', () => {
+    const { r, m } = run('snp-host-kdump-decommission-v1.yaml');
+    expect(r.expectation).toEqual({ met: true, differences: [] });
+    const at = decommissionAt(m);
+    expect(at).toBeGreaterThan(0);
+    const flushesAfter = of(m.trace.events.slice(at), 'wbinvd').map((e) => e.source);
+    expect(flushesAfter).toEqual(['cpu1']);
+    const df = of(m.trace.events.slice(at), 'psp-command').find((e) => e.detail.startsWith('SNP_DF_FLUSH'))!;
+    expect(df.data!['status']).toBe(0x0e);
+    expect(of(m.trace.events, 'iommu-snp-shutdown')).toHaveLength(0);
+  });
+
+  it('v2: every CPU flushes after the decommission, DF_FLUSH and SNP_SHUTDOWN_EX succeed, the IOMMU is released', () => {
+    const { r, m } = run('snp-host-kdump-decommission-v2.yaml');
+    expect(r.expectation).toEqual({ met: true, differences: [] });
+    const at = decommissionAt(m);
+    const flushesAfter = new Set(of(m.trace.events.slice(at), 'wbinvd').map((e) => e.source));
+    expect([...flushesAfter].sort()).toEqual(['cpu0', 'cpu1', 'cpu2', 'cpu3']);
+    expect(of(m.trace.events, 'iommu-snp-shutdown')).toHaveLength(1);
+  });
+});
