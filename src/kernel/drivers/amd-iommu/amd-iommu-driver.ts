@@ -123,7 +123,6 @@ export class AmdIommuDriver implements IommuDriver {
 
   #newBuffers(): void {
     const h = this.h;
-    const m = h.machine;
     const dt = this.#alloc(DEV_TABLE_BYTES, DEV_TABLE_BYTES);
     const cb = this.#alloc(RING_BYTES, 4096);
     const ev = this.#alloc(RING_BYTES, 4096);
@@ -154,9 +153,9 @@ export class AmdIommuDriver implements IommuDriver {
       this.#write64(REG_EXCL_BASE, BigInt(cwb + sme));
       this.#write64(REG_EXCL_LIMIT, BigInt(cwb + sme));
     }
-    void m;
   }
 
+  /** The copy of the old device table that #newBuffers writes into the new one. */
   #copied: Uint8Array | undefined;
 
   /** copy_device_table(): the old table, checked and copied entry by entry into a new one. */
