@@ -110,7 +110,8 @@ export class AmdIommuDriver implements IommuDriver {
       d.path = d.#copyDeviceTable() ? 'copied' : 'copy-failed';
     }
     if (d.path !== 'reused') d.#newBuffers();
-    if (opts.wantSnp) d.#snpEnable(iommuOpt.includes('pt'));
+    d.#passthrough = iommuOpt.includes('pt');
+    if (opts.wantSnp) d.#snpEnable(d.#passthrough);
     d.#enable();
     d.flushAll();
     d.#setupIoApicRemapping();
@@ -306,8 +307,17 @@ export class AmdIommuDriver implements IommuDriver {
   // ---- DMA domains ----
 
   /** Attaches a device to a fresh DMA domain: a 3-level I/O page table, a domain id no old DTE uses. */
+  /** iommu=pt: devices sit in the identity (passthrough) domain; DMA addresses are physical. */
+  #passthrough = false;
+
   attachDevice(bdf: string): void {
     const devid = requesterId(bdf);
+    if (this.#passthrough) {
+      // DTE mode 0: no translation, IR/IW still checked.
+      const old = this.#readDte(devid);
+      this.setDte(devid, { ...old, valid: true, translationValid: true, mode: 0, pageTableRoot: 0, ir: true, iw: true, domainId: this.#identityDomainId() });
+      return;
+    }
     let id = this.#nextDomainId;
     while (this.#reservedDomainIds.has(id)) id++;
     this.#nextDomainId = id + 1;
@@ -319,6 +329,13 @@ export class AmdIommuDriver implements IommuDriver {
       // The copied entry is gone: flush what the old domain may still cache.
       this.cmd.sync({ op: 'invalidate-iommu-pages', domainId: old.domainId, pasid: 0, address: 0x7fff_ffff_ffff_f000n, size: true, pde: true, guest: false });
     }
+  }
+
+  /** The identity domain's id: the first one no old DTE holds. */
+  #identityDomainId(): number {
+    let id = FIRST_DOMAIN_ID;
+    while (this.#reservedDomainIds.has(id)) id++;
+    return id;
   }
 
   /** dma_map_*: IOVAs from below 4 GiB down, mapped page by page to `pa` in the device's domain. */
