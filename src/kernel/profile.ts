@@ -46,6 +46,27 @@ export interface KernelMechanisms {
    * NMI stops it.
    */
   snpPanicShutdown: boolean;
+  /**
+   * What a capture kernel's intel-iommu driver does with a VT-d unit the old
+   * kernel left translating: `new-tables` (before 4.2) keeps a GCMD shadow
+   * that starts at zero, so its first GCMD write turns translation off, and
+   * it later enables translation over new, empty tables; `copy` (4.2 on)
+   * keeps translation on and copies the old context tables, telling the
+   * table format by RTADDR bit 11 (the withdrawn ECS format), so a
+   * scalable-mode table is copied as if it were legacy; `copy-sm` (the 2022
+   * fix, 0c5f6c0d8201) tells it by the scalable-mode bit 10 and refuses a
+   * mismatch.
+   */
+  vtdKdump: 'new-tables' | 'copy' | 'copy-sm';
+  /** The intel-iommu driver can run a unit in scalable mode (intel_iommu=sm_on, 5.0 on). */
+  vtdScalableMode: boolean;
+  /**
+   * The wording of DMAR fault reports: `v4.0` ("dmar: DMAR:[DMA Read] ..."
+   * then "DMAR:[fault reason 01] ..."), `v4.4` (one "DMAR: [DMA Read]
+   * Request device ... [fault reason 06] ..." line), `pasid` (with NO_PASID
+   * and 0x-prefixed numbers).
+   */
+  dmarFaultFormat: 'v4.0' | 'v4.4' | 'pasid';
 }
 
 export interface KernelProfile {
@@ -79,9 +100,25 @@ const MODERN: KernelMechanisms = {
   ccpErrorDetails: false,
   amdIommuKdump: 'copy',
   snpPanicShutdown: false,
+  vtdKdump: 'copy-sm',
+  vtdScalableMode: true,
+  dmarFaultFormat: 'pasid',
 };
 
 export const KERNEL_PROFILES: Readonly<Record<string, KernelProfile>> = {
+  // 4.1: the last kernel before intel-iommu copied the old translation tables in a capture kernel (4.2).
+  'linux-4.1': profile('linux-4.1', '4.1.0-kdumpsim', {
+    ...MODERN,
+    memEncrypt: false,
+    memEncryptBanner: 'sme-active',
+    kexecDecryptsCrashSegments: false,
+    oldMemoryEncryptedRead: false,
+    vmcoreinfoSmeMask: false,
+    amdIommuKdump: 'disable',
+    vtdKdump: 'new-tables',
+    vtdScalableMode: false,
+    dmarFaultFormat: 'v4.0',
+  }),
   // 4.9: before AMD memory encryption (4.14) and before the capture kernel copied the AMD IOMMU's device table (4.13).
   'linux-4.9': profile('linux-4.9', '4.9.0-kdumpsim', {
     ...MODERN,
@@ -91,6 +128,9 @@ export const KERNEL_PROFILES: Readonly<Record<string, KernelProfile>> = {
     oldMemoryEncryptedRead: false,
     vmcoreinfoSmeMask: false,
     amdIommuKdump: 'disable',
+    vtdKdump: 'copy',
+    vtdScalableMode: false,
+    dmarFaultFormat: 'v4.4',
   }),
   // 4.19: SME hosts and plain kexec work, but kdump under SME came in 4.20 (decrypted crash
   // segments, ioremap_encrypted for old memory) and sme_mask in VMCOREINFO in 5.1.
@@ -100,6 +140,9 @@ export const KERNEL_PROFILES: Readonly<Record<string, KernelProfile>> = {
     kexecDecryptsCrashSegments: false,
     oldMemoryEncryptedRead: false,
     vmcoreinfoSmeMask: false,
+    vtdKdump: 'copy',
+    vtdScalableMode: false,
+    dmarFaultFormat: 'v4.4',
   }),
   'linux-6.1': profile('linux-6.1', '6.1.0-kdumpsim', MODERN),
   // 6.9: the first SNP host kernel (RMP table init, SNP_INIT_EX from the CCP driver).

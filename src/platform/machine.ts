@@ -9,7 +9,7 @@ import { MemoryController } from './memory-controller.js';
 import { Cpu } from './cpu/cpu.js';
 import { EntryPoints } from './entry-points.js';
 import { MmioBus } from './mmio.js';
-import { DirectDma, type DmaPort } from './dma-port.js';
+import { DirectDma, type DmaPort, type DmaResult } from './dma-port.js';
 import { RxNic } from './pci/rx-nic.js';
 import { pcE820, reserveTop, type E820Entry } from './e820.js';
 import { attachPsp } from './psp/psp-attach.js';
@@ -23,6 +23,8 @@ import { attachInterruptFabric, type InterruptFabric, type InterruptFabricSpec }
 import { attachAmdIommu } from './amd-iommu/attach.js';
 import type { AmdIommu } from './amd-iommu/amd-iommu.js';
 import { AmdIommuInterruptRouter } from './amd-iommu/interrupt-router.js';
+import { attachVtd } from './vtd/attach.js';
+import type { Vtd } from './vtd/vtd.js';
 
 /** The memory controller's key slot for the host (SME) key. */
 export const HOST_KEY_SLOT = 1;
@@ -33,6 +35,8 @@ export interface NicSpec {
   mmioBase: number;
   packetIntervalNs: number;
   packetBytes: number;
+  /** Address bits the device drives (its driver's DMA mask); 64 unless it is a narrow device. */
+  dmaAddressBits?: number;
 }
 
 export interface MachineConfig {
@@ -69,6 +73,12 @@ export interface MachineConfig {
    * interrupts; `efr` overrides its Extended Feature Register (SNPSup is bit 63).
    */
   amdIommu?: { efr?: bigint };
+  /**
+   * An Intel VT-d unit (one DRHD) in front of every device's DMA and the
+   * IO-APIC's interrupts; `scalableMode` makes it advertise scalable-mode
+   * translation (ECAP.SMTS).
+   */
+  intelIommu?: { scalableMode?: boolean };
   /** The interrupt fabric's shape (IO-APIC, HPET, PIT); defaults suit a PC. */
   interrupts?: InterruptFabricSpec;
   /** Caps stored trace entries. */
@@ -98,6 +108,9 @@ export class Machine {
   /** The AMD IOMMU, when the machine has one, and where its registers are (the IVRS table's word). */
   amdIommu: AmdIommu | undefined;
   amdIommuMmio: number | undefined;
+  /** The VT-d unit, when the machine has one, and where its registers are (the DRHD's base). */
+  vtd: Vtd | undefined;
+  vtdMmio: number | undefined;
 
   constructor(config: MachineConfig) {
     if (!(config.cpus >= 1 && config.cpus <= 4096)) throw new RangeError(`Cannot build machine: ${config.cpus} CPUs is out of range 1..4096`);
@@ -151,7 +164,15 @@ export class Machine {
     if (config.snp !== undefined && pspPrivate !== undefined) {
       this.psp = attachPsp(this, { version: config.snp.firmware, build: config.snp.firmware.build, privatePages: pspPrivate });
     }
-    this.dma = new DirectDma(this.mc, config.memEncrypt?.state === 'enabled' ? { bit: config.memEncrypt.cbit, keyId: HOST_KEY_SLOT } : undefined);
+    const direct = new DirectDma(this.mc, config.memEncrypt?.state === 'enabled' ? { bit: config.memEncrypt.cbit, keyId: HOST_KEY_SLOT } : undefined);
+    // No DRAM decodes the PCI hole below 4 GiB: a device's untranslated request there master-aborts.
+    const holeStart = Math.min(config.memoryBytes, 3 * 2 ** 30);
+    const inHole = (a: number, n: number): boolean => a < 2 ** 32 && a + n > holeStart && this.dram.size > holeStart;
+    const abort = (a: number): DmaResult => ({ ok: false, fault: 'master-abort', detail: `no memory at 0x${a.toString(16)} (PCI hole)` });
+    this.dma = {
+      write: (dev, a, data) => (inHole(a, data.length) ? abort(a) : direct.write(dev, a, data)),
+      read: (dev, a, dst) => (inHole(a, dst.length) ? abort(a) : direct.read(dev, a, dst)),
+    };
     // Devices reach memory through `this.dma` as it is at the time of each transfer.
     const port: DmaPort = {
       write: (dev, addr, data) => this.dma.write(dev, addr, data),
@@ -173,6 +194,11 @@ export class Machine {
       this.amdIommu = a.iommu;
       this.amdIommuMmio = a.mmioBase;
       this.interrupts.router = new AmdIommuInterruptRouter(a.iommu, this.interrupts.bus, this.interrupts.direct, this.trace);
+    }
+    if (config.intelIommu !== undefined) {
+      const v = attachVtd(this, { scalableMode: config.intelIommu.scalableMode === true });
+      this.vtd = v.unit;
+      this.vtdMmio = v.mmioBase;
     }
     this.trace.record('platform', 'power-on', `power on: ${config.cpus} CPUs, ${config.memoryBytes} bytes of DRAM`);
   }

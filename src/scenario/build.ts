@@ -38,6 +38,7 @@ export function buildMachine(s: Scenario, seed: number): Machine {
     mmioBase: NIC_MMIO_BASE + i * 0x20000,
     packetIntervalNs: duration(d.packetInterval, `machine.devices[${i}].packetInterval`),
     packetBytes: d.packetBytes,
+    ...(d.dmaAddressBits === undefined ? {} : { dmaAddressBits: d.dmaAddressBits }),
   }));
   const cpu = s.machine.cpu;
   if (cpu.vendor === 'intel' && cpu.memoryEncryption !== 'none') {
@@ -51,7 +52,8 @@ export function buildMachine(s: Scenario, seed: number): Machine {
     cpuVendor: cpu.vendor === 'amd' ? 'AuthenticAMD' : 'GenuineIntel',
     ...(cpu.memoryEncryption === 'none' ? {} : { memEncrypt: { state: cpu.memoryEncryption, cbit: cpu.cbit } }),
     ...(cpu.snp === undefined ? {} : { snp: snpConfig(cpu.snp, memory) }),
-    ...(s.machine.iommu === undefined ? {} : { amdIommu: s.machine.iommu.snpSupport ? {} : { efr: DEFAULT_EFR & ~EFR_SNP_SUP } }),
+    ...(s.machine.iommu?.kind === 'amd' ? { amdIommu: s.machine.iommu.snpSupport ? {} : { efr: DEFAULT_EFR & ~EFR_SNP_SUP } } : {}),
+    ...(s.machine.iommu?.kind === 'intel' ? { intelIommu: { scalableMode: s.machine.iommu.scalableMode === true } } : {}),
     traceKeep: [...CHAIN_KINDS],
   });
 }

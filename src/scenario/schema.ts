@@ -31,6 +31,8 @@ const nic = z.strictObject({
   packetInterval: duration.default('100us').describe('Time between received packets'),
   packetBytes: z.number().int().min(64).max(2048).default(1514),
   ringEntries: z.number().int().min(8).max(4096).default(256).describe('RX descriptors the first kernel hands the device'),
+  dmaAddressBits: z.number().int().min(24).max(64).optional()
+    .describe('Address bits the device drives (its DMA mask, default 64): behind an IOMMU its IOVAs come from below 2^bits (and below 4 GiB first)'),
 });
 
 /** When in the run a fault strikes. */
@@ -124,8 +126,9 @@ export const scenarioSchema = z.strictObject({
       }).optional().describe('SEV-SNP: CPUID reports it, the BIOS reserves the RMP, the PSP runs SEV firmware'),
     }).prefault({}),
     iommu: z.strictObject({
-      kind: z.enum(['amd']).describe('amd: an AMD IOMMU (AMD-Vi) translating device DMA and remapping the IO-APIC\'s interrupts'),
-      snpSupport: z.boolean().default(true).describe('The IOMMU reports SNPSup (EFR bit 63); SNP needs it'),
+      kind: z.enum(['amd', 'intel']).describe('amd: an AMD IOMMU (AMD-Vi); intel: an Intel VT-d unit; either translates device DMA and remaps the IO-APIC\'s interrupts'),
+      snpSupport: z.boolean().default(true).describe('AMD: the IOMMU reports SNPSup (EFR bit 63); SNP needs it'),
+      scalableMode: z.boolean().optional().describe('Intel: the unit supports scalable-mode translation (ECAP.SMTS); a kernel uses it with intel_iommu=sm_on'),
     }).optional().describe('An IOMMU in front of the devices; absent: devices reach memory directly'),
     devices: z.array(nic).default([]),
   }).superRefine((m, ctx) => {

@@ -10,6 +10,7 @@ import type { KernelLog } from '../dmesg.js';
 import type { PhysAccess } from '../phys-access.js';
 import type { KernelProfile } from '../profile.js';
 import { AmdIommuDriver } from './amd-iommu/amd-iommu-driver.js';
+import { IntelIommuDriver } from './intel-iommu/intel-iommu-driver.js';
 
 /** What an IOMMU driver needs of the kernel it runs in. */
 export interface IommuHost {
@@ -50,5 +51,6 @@ export interface IommuDriver {
 /** Brings up whichever IOMMU the machine has; undefined without one (or with it disabled on the command line). */
 export function initIommu(h: IommuHost, opts: { kdump: boolean; wantSnp: boolean }): IommuDriver | undefined {
   if (h.machine.amdIommu !== undefined) return AmdIommuDriver.init(h, opts);
+  if (h.machine.vtd !== undefined) return IntelIommuDriver.init(h, opts);
   return undefined;
 }
