@@ -8,6 +8,8 @@
 
 export const FRAME_SIZE = 4096;
 export const FRAME_SHIFT = 12;
+/** Zeroing at most this many frames looks each one up instead of using the sorted frame list. */
+const SHORT_ZERO_FRAMES = 1024;
 
 /** A cipher the memory controller lends DRAM to produce ciphertext on demand. */
 export interface FrameCipher {
@@ -229,7 +231,11 @@ export class PhysicalMemory {
     if (length === 0) return;
     const first = Math.floor(pa / FRAME_SIZE);
     const last = Math.floor((pa + length - 1) / FRAME_SIZE);
-    for (const pfn of this.presentFrames(first, last + 1)) {
+    // A short range is checked frame by frame: sorting every frame for it costs far more (and zeroing invalidates the order).
+    const frames = last - first < SHORT_ZERO_FRAMES
+      ? Array.from({ length: last - first + 1 }, (_, i) => first + i).filter((pfn) => this.#frames.has(pfn))
+      : this.presentFrames(first, last + 1);
+    for (const pfn of frames) {
       const f = this.#frames.get(pfn)!;
       const from = Math.max(pa, pfn * FRAME_SIZE) - pfn * FRAME_SIZE;
       const to = Math.min(pa + length, (pfn + 1) * FRAME_SIZE) - pfn * FRAME_SIZE;
