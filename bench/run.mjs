@@ -75,3 +75,5 @@ if (matrix.status !== 0) process.exitCode = 1;
 if (spawnSync(process.execPath, [join(root, 'bench', 'sme.mjs')], { stdio: 'inherit' }).status !== 0) process.exitCode = 1;
 if (spawnSync(process.execPath, [join(root, 'bench', 'snp.mjs')], { stdio: 'inherit' }).status !== 0) process.exitCode = 1;
 if (spawnSync(process.execPath, [join(root, 'bench', 'kdump.mjs')], { stdio: 'inherit' }).status !== 0) process.exitCode = 1;
+if (spawnSync(process.execPath, [join(root, 'bench', 'kdump-threads.mjs')], { stdio: 'inherit' }).status !== 0) process.exitCode = 1;
+if (spawnSync(process.execPath, [join(root, 'bench', 'vtd.mjs')], { stdio: 'inherit' }).status !== 0) process.exitCode = 1;

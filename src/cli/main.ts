@@ -14,6 +14,7 @@ import { openInput, parseDumpLevel, vmcoreInfo, vmcoreRead, vmcoreVerify } from 
 import { convertVmcore } from '../dump/convert.js';
 import { CODECS, isCodec, requireCodec, type Codec } from '../dump/codecs.js';
 import { isFlattenedSignature, unflattenFile } from '../dump/flattened.js';
+import { MAX_THREADS } from '../dump/compress-pool.js';
 import { closeSync, openSync, readSync, rmSync } from 'node:fs';
 import { progressBar } from './progress.js';
 import { scenarioJsonSchema } from '../scenario/schema.js';
@@ -54,6 +55,11 @@ function compressOnlyForKdump(format: 'elf' | 'kdump' | undefined, compress: Cod
   if (compress !== undefined && format !== 'kdump') throw new UsageError(`Cannot use --compress ${compress}: it applies to --format kdump only`);
 }
 
+function parseThreads(v: string): number {
+  if (!/^\d{1,2}$/.test(v) || Number(v) < 1 || Number(v) > MAX_THREADS) throw new UsageError(`Cannot use --threads "${v}": expected an integer from 1 to ${MAX_THREADS}`);
+  return Number(v);
+}
+
 function parseSeed(v: string): number {
   if (!/^\d+$/.test(v)) throw new UsageError(`Cannot use --seed "${v}": expected a non-negative integer`);
   return Number(v);
@@ -88,6 +94,7 @@ export function buildProgram(): Command {
     .option('--vmcore <path>', 'save the capture kernel\'s vmcore here')
     .option('--format <format>', 'vmcore format: elf (as /proc/vmcore) or kdump (kdump-compressed, as makedumpfile -c -d 1)', parseFormat)
     .option('--compress <codec>', 'with --format kdump: page codec zlib (default, -c), lzo (-l), snappy (-p), zstd (-z) or none', parseCompress)
+    .option('--dump-level <n>', 'with --format kdump: makedumpfile\'s -d (0-31, default 1); 2 cache, 4 cache with private, 8 user data, 16 free pages', parseDumpLevel)
     .option('--truth <path>', 'write the ground-truth manifest here, for `kdumpsim vmcore verify`')
     .option('--seed <n>', 'override the scenario\'s seed', parseSeed)
     .option('--replay <result.json>', 're-run what a saved run (run --json) or matrix cell (matrix --json, with --cell) did')
@@ -102,6 +109,7 @@ export function buildProgram(): Command {
       if ((file === undefined) === (o.replay === undefined)) throw new UsageError('Cannot run: give either a scenario file or --replay RESULT.json');
       if (o.cell !== undefined && o.replay === undefined) throw new UsageError('Cannot run: --cell goes with --replay');
       compressOnlyForKdump(o.format, o.compress);
+      if (o.dumpLevel !== undefined && o.dumpLevel > 1 && o.format !== 'kdump') throw new UsageError(`Cannot use --dump-level ${o.dumpLevel}: an ELF vmcore is /proc/vmcore as is, so levels above 1 need --format kdump`);
       const replay = o.replay === undefined ? undefined : replayInput(parseJsonFile(o.replay), o.replay, o.cell);
       const s = replay?.scenario ?? loadScenarioFile(file!);
       const seed = o.seed ?? replay?.seed;
@@ -111,6 +119,7 @@ export function buildProgram(): Command {
         ...(o.vmcore === undefined ? {} : { vmcorePath: o.vmcore }),
         ...(o.format === undefined ? {} : { vmcoreFormat: o.format }),
         ...(o.compress === undefined ? {} : { vmcoreCompression: o.compress }),
+        ...(o.dumpLevel === undefined ? {} : { dumpLevel: o.dumpLevel }),
         ...(o.truth === undefined ? {} : { truthPath: o.truth }),
         ...(bar === undefined ? {} : { onProgress: (d: number, t: number) => bar.update(d, t) }),
       });
@@ -130,10 +139,10 @@ export function buildProgram(): Command {
 
   const vm = program.command('vmcore').description('inspect and check vmcore files (real ones too)');
   vm.command('info')
-    .description('show the format, memory ranges, notes, CPUs and VMCOREINFO of a vmcore')
-    .argument('<file>')
+    .description('show the format, memory ranges, notes, CPUs and VMCOREINFO of a vmcore (several files: the parts of a makedumpfile --split dump)')
+    .argument('<files...>')
     .option('--json', 'machine-readable output')
-    .action((file, o) => out(vmcoreInfo(file, o.json === true)));
+    .action((files, o) => out(vmcoreInfo(files, o.json === true)));
   vm.command('read')
     .description('read physical memory from a vmcore: raw bytes on stdout, or a hex dump')
     .argument('<file>')
@@ -143,25 +152,31 @@ export function buildProgram(): Command {
     .action((file, o) => out(vmcoreRead(file, o.phys, o.size, o.hex === true)));
   vm.command('convert')
     .description('convert a vmcore (ELF, kdump-compressed, or makedumpfile\'s flattened stream) to ELF or kdump-compressed (zlib, lzo, snappy, zstd or none)')
-    .argument('<in>')
-    .argument('<out>')
+    .argument('<files...>', 'input file (several: the parts of a makedumpfile --split dump), then the output file')
+    .usage('[options] <in...> <out>')
     .requiredOption('--format <format>', 'output format: elf or kdump', parseFormat)
     .option('--compress <codec>', 'with --format kdump: page codec zlib (default), lzo, snappy, zstd or none', parseCompress)
     .option('--dump-level <n>', 'with --format kdump: makedumpfile\'s -d (0-31); 2 cache, 4 cache with private, 8 user data, 16 free pages, from the dump\'s struct pages', parseDumpLevel)
+    .option('--threads <n>', 'with --format kdump: worker threads compressing pages (default 1); the output is the same whatever the count', parseThreads)
     .addHelpText('after', '\nPages are read in bulk and written sparse (ELF) or compressed with zero pages shared (kdump);\nthe output appears only when complete.\n\nExample:\n  kdumpsim vmcore convert vmcore vmcore.kdump --format kdump --compress lzo')
-    .action((input, output, o) => {
+    .action((files, o) => {
+      if (files.length < 2) throw new UsageError('Cannot convert: give the input file(s) and then the output file');
+      const output = files[files.length - 1]!;
+      const inputs = files.slice(0, -1);
+      const input = inputs[0]!;
       compressOnlyForKdump(o.format, o.compress);
       if (o.dumpLevel !== undefined && o.dumpLevel > 1 && o.format !== 'kdump') throw new UsageError(`Cannot use --dump-level ${o.dumpLevel}: levels above 1 apply to --format kdump only`);
+      if (o.threads !== undefined && o.format !== 'kdump') throw new UsageError(`Cannot use --threads ${o.threads}: it applies to --format kdump only`);
       // A flattened stream is rearranged into a regular file first (what makedumpfile -R does).
       let regular = input;
-      if (isFlattenedFile(input)) {
+      if (inputs.length === 1 && isFlattenedFile(input)) {
         regular = `${output}.unflattened.tmp`;
         unflattenFile(input, regular);
       }
-      const r = openInput(regular);
+      const r = openInput(inputs.length === 1 ? regular : inputs);
       const bar = progressBar('converting');
       try {
-        const res = convertVmcore(r, output, o.format, (d, t) => bar.update(d, t), o.compress, o.dumpLevel);
+        const res = convertVmcore(r, output, o.format, (d, t) => bar.update(d, t), o.compress, o.dumpLevel, o.threads);
         bar.done();
         const left = Object.entries(res.excluded ?? {}).map(([k, n]) => `${n} ${k}`).join(', ');
         out(`${output}: ${res.format === 'kdump' ? 'kdump-compressed' : 'ELF'}, ${res.pages} pages, ${res.fileSize} bytes${left ? ` (left out: ${left})` : ''}\n`);
@@ -172,13 +187,13 @@ export function buildProgram(): Command {
       }
     });
   vm.command('verify')
-    .description('check every page a truth manifest lists; exit 0 only when all are present and equal, or left out as the dump level allows')
-    .argument('<file>')
+    .description('check every page a truth manifest lists; exit 0 only when all are present and equal, or left out as the dump level allows (several files: the parts of a split dump)')
+    .argument('<files...>')
     .requiredOption('--truth <manifest>', 'manifest written by `kdumpsim run --truth`')
     .option('--dump-level <n>', 'the -d level the file was filtered at (default: what a kdump header records, else 0); a page it leaves out passes only if the manifest says that level drops it', parseDumpLevel)
     .option('--json', 'machine-readable output')
-    .action((file, o) => {
-      const r = vmcoreVerify(file, o.truth, o.json === true, o.dumpLevel);
+    .action((files, o) => {
+      const r = vmcoreVerify(files, o.truth, o.json === true, o.dumpLevel);
       out(r.text);
       process.exitCode = r.ok ? 0 : 1;
     });

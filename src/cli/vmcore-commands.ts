@@ -1,7 +1,8 @@
 // `kdumpsim vmcore info | read | verify`: tools that work on any vmcore file,
 // ours or a real kernel's.
 
-import { openVmcore, type VmcoreReader } from '../dump/vmcore-reader.js';
+import { openVmcoreFiles, type VmcoreReader } from '../dump/vmcore-reader.js';
+import { SplitKdumpReader } from '../dump/split-kdump-reader.js';
 import { ElfVmcoreReader } from '../dump/elf-vmcore-reader.js';
 import { readTruthManifest } from '../dump/truth-manifest.js';
 import { verifyVmcore } from '../dump/verify.js';
@@ -11,18 +12,22 @@ import { MAX_DUMP_LEVEL } from '../dump/page-class.js';
 import { parseSize } from '../util/units.js';
 import { progressBar } from './progress.js';
 
-/** Opens a vmcore, turning "no such file" and friends into input errors. */
-export function openInput(file: string): VmcoreReader {
+/**
+ * Opens a vmcore, or several files as the parts of one split dump
+ * (makedumpfile --split), turning "no such file" and friends into input errors.
+ */
+export function openInput(file: string | readonly string[]): VmcoreReader {
+  const files = typeof file === 'string' ? [file] : file;
   try {
-    return openVmcore(file);
+    return openVmcoreFiles(files);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    if (typeof err.code === 'string' && err.syscall !== undefined) throw new InputError(`Cannot open vmcore "${file}": ${err.message}`);
+    if (typeof err.code === 'string' && err.syscall !== undefined) throw new InputError(`Cannot open vmcore "${err.path ?? files.join(' + ')}": ${err.message}`);
     throw e;
   }
 }
 
-export function vmcoreInfo(file: string, json: boolean): string {
+export function vmcoreInfo(file: string | readonly string[], json: boolean): string {
   const r = openInput(file);
   try {
     const info = describe(r);
@@ -32,6 +37,10 @@ export function vmcoreInfo(file: string, json: boolean): string {
     out.push(`Format:      ${r.format}`);
     out.push(`Size:        ${r.fileSize} bytes`);
     out.push(`Page size:   ${r.pageSize}`);
+    if (info.splitParts.length > 0) {
+      out.push(`Split parts: ${info.splitParts.length}`);
+      for (const p of info.splitParts) out.push(`  ${p.file}: frames 0x${p.startPfn.toString(16)}-0x${p.endPfn.toString(16)}, ${p.pages} pages`);
+    }
     if (info.osrelease) out.push(`OSRELEASE:   ${info.osrelease}`);
     if (info.crashtime) out.push(`CRASHTIME:   ${info.crashtime}`);
     out.push(`Memory:      ${info.physBytes} bytes in ${info.physRanges.length} ranges`);
@@ -60,6 +69,9 @@ function describe(r: VmcoreReader) {
     format: r.format,
     fileSize: r.fileSize,
     pageSize: r.pageSize,
+    splitParts: r instanceof SplitKdumpReader
+      ? r.parts.map((p) => ({ file: p.file, startPfn: p.split?.startPfn ?? 0, endPfn: p.split?.endPfn ?? 0, pages: p.dumpedPages }))
+      : [],
     osrelease: vi?.get('OSRELEASE'),
     crashtime: vi?.get('CRASHTIME'),
     physRanges: ranges.map((x) => ({ start: x.start, end: x.end })),
@@ -114,7 +126,7 @@ export function parseDumpLevel(v: string): number {
 }
 
 /** dumpLevel: the level the file was filtered at; default the one its kdump header records, else 0. */
-export function vmcoreVerify(file: string, truthFile: string, json: boolean, dumpLevel?: number): { text: string; ok: boolean } {
+export function vmcoreVerify(file: string | readonly string[], truthFile: string, json: boolean, dumpLevel?: number): { text: string; ok: boolean } {
   const truth = readTruthManifest(truthFile);
   const r = openInput(file);
   const bar = progressBar('verifying');
@@ -122,7 +134,7 @@ export function vmcoreVerify(file: string, truthFile: string, json: boolean, dum
     const rep = verifyVmcore(r, truth, { onProgress: (d, t) => bar.update(d, t), ...(dumpLevel === undefined ? {} : { dumpLevel }) });
     bar.done();
     const ok = rep.mismatches === 0;
-    if (json) return { text: JSON.stringify({ file, truth: truthFile, ok, ...rep }, null, 2) + '\n', ok };
+    if (json) return { text: JSON.stringify({ file: r.file, truth: truthFile, ok, ...rep }, null, 2) + '\n', ok };
     const excluded = Object.entries(rep.pagesExcluded).map(([k, n]) => `${n} ${k}`);
     const lines = [
       `${ok ? 'OK' : 'FAILED'}: ${rep.pagesEqual} of ${rep.pagesChecked} pages match the truth manifest` +

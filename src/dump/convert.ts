@@ -11,7 +11,7 @@ import { writeKdumpCompressed, type KdumpCompressedWriteResult } from './kdump-c
 import type { PageSource } from './page-source.js';
 import type { VmcoreReader } from './vmcore-reader.js';
 import type { PageStatus } from './vmcore-reader.js';
-import { PageClassifier, checkDumpLevel, levelNeedsStructPages, type PageClass } from './page-class.js';
+import { checkDumpLevel, excludedByStructPages, levelNeedsStructPages, type PageClass } from './page-class.js';
 import { ReaderPhysMemory } from './kernel-vm.js';
 import { VmcoreFormatError } from '../util/errors.js';
 
@@ -68,34 +68,25 @@ export interface ConvertResult {
 export function excludedFrames(
   reader: VmcoreReader, ranges: readonly { startPfn: number; endPfn: number }[], maxPfn: number, level: number,
 ): { bitmap: Uint8Array; counts: Partial<Record<PageClass, number>> } {
-  const bitmap = new Uint8Array(Math.ceil(maxPfn / 8));
-  const counts: Partial<Record<PageClass, number>> = {};
   const vi = reader.vmcoreinfo;
   if (vi === undefined) {
     throw new VmcoreFormatError(`Cannot filter "${reader.file}" at dump level ${level}: it has no VMCOREINFO, so its struct pages cannot be found`, {
       file: reader.file, field: 'VMCOREINFO',
     });
   }
-  const inDump = [...ranges].sort((a, b) => a.startPfn - b.startPfn);
-  new PageClassifier(vi, new ReaderPhysMemory(reader), reader.file).scan(inDump, level, (a, b, cls) => {
-    for (let p = a; p < Math.min(b, maxPfn); p++) {
-      const m = 1 << (p & 7);
-      if ((bitmap[p >>> 3]! & m) !== 0) continue;
-      bitmap[p >>> 3]! |= m;
-      counts[cls] = (counts[cls] ?? 0) + 1;
-    }
-  });
-  return { bitmap, counts };
+  return excludedByStructPages(vi, new ReaderPhysMemory(reader), reader.file, ranges, maxPfn, level);
 }
 
 /**
  * compression: the kdump output's page codec (default zlib); ignored for ELF.
  * dumpLevel (kdump output only): makedumpfile's -d; bits above 1 leave out
  * pages by struct page (page-class.ts). Zero pages are always shared.
+ * threads (kdump output only): worker threads compressing pages; the output
+ * bytes do not depend on it (compress-pool.ts).
  */
 export function convertVmcore(
   reader: VmcoreReader, out: string, format: 'elf' | 'kdump', onProgress?: (done: number, total: number) => void, compression: Codec = 'zlib',
-  dumpLevel = 1,
+  dumpLevel = 1, threads = 1,
 ): ConvertResult {
   checkDumpLevel(dumpLevel, `converting "${reader.file}"`);
   if (format === 'elf' && levelNeedsStructPages(dumpLevel)) {
@@ -126,6 +117,7 @@ export function convertVmcore(
     release: reader.vmcoreinfo?.get('OSRELEASE') ?? '',
     nrCpus: Math.max(1, reader.prstatus.length),
     compression,
+    threads,
     ...(onProgress === undefined ? {} : { onProgress }),
   });
   return { format, fileSize: r.fileSize, pages, kdump: r, ...(filter === undefined ? {} : { excluded: filter.counts }) };

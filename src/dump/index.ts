@@ -11,5 +11,7 @@ export * from './vmcore-reader.js';
 export * from './kdump-compressed.js';
 export * from './kdump-compressed-writer.js';
 export * from './kdump-compressed-reader.js';
+export * from './split-kdump-reader.js';
+export * from './compress-pool.js';
 export * from './convert.js';
 export * from './flattened.js';

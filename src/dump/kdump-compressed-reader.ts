@@ -1,6 +1,8 @@
 // Reads kdump-compressed ("KDUMP   ") vmcores: ours and makedumpfile's
-// (x86_64 layout, little endian, header versions 1-6, not split, not
-// flattened). Every header field is checked against the file size before
+// (x86_64 layout, little endian, header versions 1-6, not flattened). A
+// part of a split dump (makedumpfile --split) opens on its own too: it holds
+// the frames of its [start_pfn, end_pfn) only, and split-kdump-reader.ts
+// joins the parts into one dump. Every header field is checked against the file size before
 // anything is allocated from it; a damaged file gives a VmcoreFormatError
 // naming the file, offset and field.
 
@@ -13,7 +15,7 @@ import {
   BitmapRank, DH_BITMAP_BLOCKS, DH_BLOCK_SIZE, DH_HEADER_VERSION, DH_MAX_MAPNR, DH_NR_CPUS, DH_SIZE, DH_STATUS,
   DH_SUB_HDR_SIZE, DH_UTSNAME, DUMP_DH_COMPRESSED_INCOMPLETE, DUMP_DH_COMPRESSION_MASK,
   KDUMP_SIGNATURE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, PD_SIZE, SH_DUMP_LEVEL, SH_MAX_MAPNR_64, SH_OFFSET_NOTE,
-  SH_OFFSET_VMCOREINFO, SH_PHYS_BASE, SH_SIZE, SH_SIZE_NOTE, SH_SIZE_VMCOREINFO, SH_SPLIT, UTS_FIELD_LEN, UTS_MACHINE,
+  SH_OFFSET_VMCOREINFO, SH_PHYS_BASE, SH_SIZE, SH_SIZE_NOTE, SH_SIZE_VMCOREINFO, SH_SPLIT, SH_START_PFN, SH_START_PFN_64, SH_END_PFN, SH_END_PFN_64, UTS_FIELD_LEN, UTS_MACHINE,
   UTS_RELEASE, bitmapBlocksFor, bitmapTest, compressionName,
 } from './kdump-compressed.js';
 import { decodePrStatus, type PrStatus } from './prstatus.js';
@@ -47,8 +49,12 @@ export class KdumpCompressedReader implements VmcoreReader {
   readonly notes: readonly ElfNote[];
   readonly vmcoreinfo: VmcoreInfo | undefined;
   readonly prstatus: readonly PrStatus[];
-  /** Pages with a descriptor (2nd bitmap). */
+  /** Pages with a descriptor in this file (2nd bitmap bits, inside the split range for a part). */
   readonly dumpedPages: number;
+  /** For one part of a split dump: the frames it holds, [startPfn, endPfn). */
+  readonly split: { startPfn: number; endPfn: number } | undefined;
+  /** Descriptor index of the first frame of the split range (2nd-bitmap bits below it). */
+  readonly #descBase: number;
   #fd: number | undefined;
   readonly #bitmap1: Uint8Array;
   readonly #rank: BitmapRank;
@@ -117,9 +123,6 @@ export class KdumpCompressedReader implements VmcoreReader {
       const sv = new DataView(sub.buffer);
       this.physBase = sv.getBigUint64(SH_PHYS_BASE, true);
       this.dumpLevel = sv.getInt32(SH_DUMP_LEVEL, true);
-      if (this.headerVersion >= 2 && sv.getInt32(SH_SPLIT, true) !== 0) {
-        throw this.#error(`Cannot open kdump "${file}": it is one part of a split dump (split = ${sv.getInt32(SH_SPLIT, true)}), which is not supported`, bs + SH_SPLIT, 'split');
-      }
       let maxMapnr = hv.getUint32(DH_MAX_MAPNR, true);
       let mapnrField = 'max_mapnr';
       let mapnrOff = DH_MAX_MAPNR;
@@ -144,7 +147,9 @@ export class KdumpCompressedReader implements VmcoreReader {
       clearBeyond(this.#bitmap1, maxMapnr);
       clearBeyond(bitmap2, maxMapnr);
       this.#rank = new BitmapRank(bitmap2);
-      this.dumpedPages = this.#rank.total;
+      this.split = this.headerVersion >= 2 && sv.getInt32(SH_SPLIT, true) !== 0 ? this.#splitRange(sv, bs, maxMapnr) : undefined;
+      this.#descBase = this.split === undefined ? 0 : this.#rank.rank(this.split.startPfn);
+      this.dumpedPages = this.split === undefined ? this.#rank.total : this.#rank.rank(this.split.endPfn) - this.#descBase;
       this.#descOff = b1Off + 2 * bitmapBytes;
       if (this.#descOff + this.dumpedPages * PD_SIZE > this.fileSize) {
         throw this.#error(
@@ -179,9 +184,9 @@ export class KdumpCompressedReader implements VmcoreReader {
     return { inMemory: bitmapTest(this.#bitmap1, pfn), dumped: bitmapTest(this.#rank.bitmap, pfn) };
   }
 
-  /** Index of pfn's page descriptor (set 2nd-bitmap bits below it). */
+  /** Index of pfn's page descriptor (set 2nd-bitmap bits below it, from the split range's start for a part). */
   descriptorIndex(pfn: number): number {
-    return this.#rank.rank(pfn);
+    return this.#rank.rank(pfn) - this.#descBase;
   }
 
   readPage(pfn: number, dst: Uint8Array): PageStatus {
@@ -194,7 +199,9 @@ export class KdumpCompressedReader implements VmcoreReader {
     page.fill(0);
     if (pfn >= this.maxMapnr) return 'absent';
     if (!bitmapTest(this.#rank.bitmap, pfn)) return bitmapTest(this.#bitmap1, pfn) ? 'excluded' : 'absent';
-    const idx = this.#rank.rank(pfn);
+    // A part of a split dump: frames of the other parts are in memory, not in this file.
+    if (this.split !== undefined && (pfn < this.split.startPfn || pfn >= this.split.endPfn)) return 'excluded';
+    const idx = this.#rank.rank(pfn) - this.#descBase;
     const dOff = this.#descOff + idx * PD_SIZE;
     if (idx < this.#descFirst || idx >= this.#descFirst + this.#descCount) this.#loadDescriptors(idx, dOff, pfn);
     const dv = this.#descView;
@@ -312,6 +319,23 @@ export class KdumpCompressedReader implements VmcoreReader {
       );
     }
     return [Number(off), Number(size)];
+  }
+
+  /** start_pfn_64/end_pfn_64 (version 6; start_pfn/end_pfn before), checked against max_mapnr. */
+  #splitRange(sv: DataView, bs: number, maxMapnr: number): { startPfn: number; endPfn: number } {
+    const wide = this.headerVersion >= 6;
+    const startOff = wide ? SH_START_PFN_64 : SH_START_PFN;
+    const endOff = wide ? SH_END_PFN_64 : SH_END_PFN;
+    const start = sv.getBigUint64(startOff, true);
+    const end = sv.getBigUint64(endOff, true);
+    const names = wide ? ['start_pfn_64', 'end_pfn_64'] : ['start_pfn', 'end_pfn'];
+    if (start > end || end > BigInt(maxMapnr)) {
+      throw this.#error(
+        `Cannot open kdump "${this.file}": split part range ${names[0]} ${hex(start)} to ${names[1]} ${hex(end)} is not inside [0, max_mapnr ${hex(maxMapnr)}]`,
+        bs + startOff, names[0] ?? 'start_pfn',
+      );
+    }
+    return { startPfn: Number(start), endPfn: Number(end) };
   }
 
   #readNotes(sv: DataView, bs: number): LocatedNote[] {

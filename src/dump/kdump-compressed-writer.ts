@@ -4,11 +4,14 @@
 // compressed with the chosen codec (codecs.ts: zlib as compress2 level 1,
 // lzo, snappy or zstd as makedumpfile -l/-p/-z) unless that does not shrink it.
 // Page data is streamed through a bounded buffer; descriptors are written in
-// batches at their computed offsets.
+// batches at their computed offsets. With `threads` > 1 the compression runs
+// on a worker pool (compress-pool.ts) and results are stored in page order,
+// so the file is the same bytes either way.
 
 import * as fs from 'node:fs';
 import { withPartFile } from './part-file.js';
 import { hex } from '../util/hex.js';
+import { VmcoreFormatError } from '../util/errors.js';
 import { requireCodec, type Codec } from './codecs.js';
 import { NT_VMCOREINFO, VMCOREINFO_NOTE_NAME, decodeNotesAt, encodeNotes } from './elf-note.js';
 import {
@@ -18,6 +21,9 @@ import {
   SH_SIZE_VMCOREINFO, UTS_DOMAINNAME, UTS_FIELD_LEN, UTS_MACHINE, UTS_NODENAME, UTS_RELEASE, UTS_SYSNAME, UTS_VERSION, bitmapBlocksFor, bitmapClear, bitmapSet,
 } from './kdump-compressed.js';
 import { PAGE_SIZE, type PageSource } from './page-source.js';
+import { BATCH_PAGES, CompressPool } from './compress-pool.js';
+import { SourcePhysMemory } from './kernel-vm.js';
+import { checkDumpLevel, excludedByStructPages, levelNeedsStructPages } from './page-class.js';
 import { VmcoreInfo } from './vmcoreinfo.js';
 
 export interface PfnRange {
@@ -56,8 +62,18 @@ export interface KdumpCompressedSpec {
    * frame gets no descriptor. See page-class.ts.
    */
   excluded?: Uint8Array;
-  /** The -d level recorded in the sub header; default 1 (zero pages shared). */
+  /**
+   * The -d level recorded in the sub header; default 1 (zero pages shared).
+   * Without `excluded`, a level above 1 filters by the struct pages the
+   * source's own VMCOREINFO describes (read through the source first, as
+   * makedumpfile reads mem_map from /proc/vmcore).
+   */
   dumpLevel?: number;
+  /**
+   * Worker threads compressing pages (default 1: compress inline). The file
+   * is byte for byte the same whatever the count; compress-pool.ts.
+   */
+  threads?: number;
   /** Called as pages are written. */
   onProgress?: (donePages: number, totalPages: number) => void;
 }
@@ -155,7 +171,7 @@ export function writeKdumpCompressed(path: string, spec: KdumpCompressedSpec): K
   const bitmap1 = new Uint8Array(bitmapBytes);
   for (const r of ranges) for (let p = r.startPfn; p < r.endPfn; p++) bitmapSet(bitmap1, p);
   const bitmap2 = bitmap1.slice();
-  const ex = spec.excluded;
+  const ex = spec.excluded ?? (levelNeedsStructPages(spec.dumpLevel ?? DL_EXCLUDE_ZERO) ? structPageFilter(path, spec, info, ranges) : undefined);
   const isExcluded = (pfn: number): boolean => ex !== undefined && ((ex[pfn >>> 3] ?? 0) & (1 << (pfn & 7))) !== 0;
   let excludedCount = 0;
   if (ex !== undefined) {
@@ -199,7 +215,15 @@ export function writeKdumpCompressed(path: string, spec: KdumpCompressedSpec): K
 
   const dataStart = descOff + PD_SIZE * numDumpable;
   const zeroPageOffset = dataStart;
-  return withPartFile(path, (fd) => {
+  // Worker threads only pay when there is compression to spread.
+  const pool = (spec.threads ?? 1) > 1 && codec.flag !== 0 ? new CompressPool(spec.compression, spec.threads ?? 1) : undefined;
+  try {
+    return withPartFile(path, (fd) => writeBody(fd));
+  } finally {
+    pool?.close();
+  }
+
+  function writeBody(fd: number): KdumpCompressedWriteResult {
     // Headers.
     const head = new Uint8Array(DH_SIZE);
     const hv = new DataView(head.buffer);
@@ -281,16 +305,46 @@ export function writeKdumpCompressed(path: string, spec: KdumpCompressedSpec): K
       return at;
     };
     if (!excludeZero) addData(new Uint8Array(PAGE_SIZE)); // the shared zero page
+    const zeroDescs = (n: number): void => {
+      for (let i = 0; i < n; i++) addDesc(zeroPageOffset, PAGE_SIZE, 0);
+      stats.zeroPages += n;
+    };
+    const storeRaw = (bytes: Uint8Array): void => {
+      addDesc(addData(bytes), PAGE_SIZE, 0);
+      stats.rawPages++;
+    };
+    const storeCompressed = (c: Uint8Array): void => {
+      addDesc(addData(c), c.length, codec.flag);
+      stats.compressedPages++;
+      stats.compressedBytes += c.length;
+    };
+    // Where pages go: compressed here, one at a time, or batched to a worker pool.
+    const sink = pool === undefined
+      ? {
+        zeros: zeroDescs,
+        page: (p: Uint8Array): void => {
+          if (codec.flag !== 0) {
+            const c = codec.compress(p);
+            if (c.length < PAGE_SIZE) return storeCompressed(c);
+          }
+          storeRaw(p);
+        },
+        finish: (): void => {},
+      }
+      : pooledSink(pool, zeroDescs, storeRaw, storeCompressed);
     const zeroRun = (a: number, b: number): void => {
       if (excludeZero) return; // cleared from the 2nd bitmap in pass 1
-      for (let p = a; p < b; p++) {
-        if (isExcluded(p)) continue;
-        addDesc(zeroPageOffset, PAGE_SIZE, 0);
-        stats.zeroPages++;
+      if (ex === undefined) {
+        if (b > a) sink.zeros(b - a);
+        return;
       }
+      let n = 0;
+      for (let p = a; p < b; p++) if (!isExcluded(p)) n++;
+      if (n > 0) sink.zeros(n);
     };
 
     let done = 0;
+    let written = 0;
     for (const r of ranges) {
       let next = r.startPfn;
       for (const pfn of spec.source.presentFrames(r.startPfn, r.endPfn)) {
@@ -303,23 +357,14 @@ export function writeKdumpCompressed(path: string, spec: KdumpCompressedSpec): K
           zeroRun(pfn, pfn + 1);
           continue;
         }
-        if (codec.flag !== 0) {
-          const c = codec.compress(page);
-          if (c.length < PAGE_SIZE) {
-            addDesc(addData(c), c.length, codec.flag);
-            stats.compressedPages++;
-            stats.compressedBytes += c.length;
-            continue;
-          }
-        }
-        addDesc(addData(page), PAGE_SIZE, 0);
-        stats.rawPages++;
-        if (spec.onProgress && (stats.pages & 0xfff) === 0) spec.onProgress(done + (pfn + 1 - r.startPfn), totalDescribed);
+        sink.page(page);
+        if (spec.onProgress && (++written & 0xfff) === 0) spec.onProgress(done + (pfn + 1 - r.startPfn), totalDescribed);
       }
       zeroRun(next, r.endPfn);
       done += r.endPfn - r.startPfn;
       spec.onProgress?.(done, totalDescribed);
     }
+    sink.finish();
     flushDesc();
     if (stats.pages !== numDumpable) {
       throw new Error(`Cannot write kdump "${path}": wrote ${stats.pages} descriptors, expected ${numDumpable} (the page source changed between passes)`);
@@ -328,11 +373,77 @@ export function writeKdumpCompressed(path: string, spec: KdumpCompressedSpec): K
     fs.ftruncateSync(fd, fileSize);
     stats.fileSize = fileSize;
     return stats;
-  });
+  }
 }
 
 function checkPfn(path: string, pfn: number, next: number, end: number): void {
   if (!Number.isSafeInteger(pfn) || pfn < next || pfn >= end) {
     throw new RangeError(`Cannot write kdump "${path}": the page source gave frame ${hex(pfn)}, expected ascending frames in [${hex(next)}, ${hex(end)})`);
   }
+}
+
+/**
+ * The page sink of the threaded path: pages go to the pool in batches, zero
+ * pages ride along as run lengths, and results are stored in the order the
+ * pages came, so descriptors and data land exactly where the inline path
+ * puts them.
+ */
+function pooledSink(
+  pool: CompressPool, zeros: (n: number) => void, storeRaw: (b: Uint8Array) => void, storeCompressed: (b: Uint8Array) => void,
+): { zeros(n: number): void; page(p: Uint8Array): void; finish(): void } {
+  // Per batch: a positive number is that many zero pages, -1 the batch's next page.
+  const pending: number[][] = [];
+  let ops: number[] = [];
+  let count = 0;
+  const takeOldest = (): void => {
+    const b = pool.take();
+    const o = pending.shift() ?? [];
+    let i = 0;
+    for (const op of o) {
+      if (op > 0) {
+        zeros(op);
+        continue;
+      }
+      if (b.size(i) < PAGE_SIZE) storeCompressed(b.output(i));
+      else storeRaw(b.input(i));
+      i++;
+    }
+  };
+  const publish = (): void => {
+    if (pool.full) takeOldest();
+    pool.publish(count);
+    pending.push(ops);
+    ops = [];
+    count = 0;
+  };
+  return {
+    zeros(n) {
+      if (pending.length === 0 && ops.length === 0) return zeros(n); // nothing ahead of them: store now
+      const last = ops.length - 1;
+      if (last >= 0 && ops[last]! > 0) ops[last]! += n;
+      else ops.push(n);
+    },
+    page(p) {
+      if (count === 0 && pool.full) takeOldest(); // the slot to fill must be free
+      pool.pageSlot(count).set(p);
+      ops.push(-1);
+      if (++count === BATCH_PAGES) publish();
+    },
+    finish() {
+      if (ops.length > 0) publish();
+      while (pending.length > 0) takeOldest();
+    },
+  };
+}
+
+/** Frames the spec's dump level leaves out, decided from the struct pages in the source. */
+function structPageFilter(path: string, spec: KdumpCompressedSpec, info: VmcoreInfo | undefined, ranges: readonly PfnRange[]): Uint8Array {
+  const level = spec.dumpLevel ?? DL_EXCLUDE_ZERO;
+  checkDumpLevel(level, `writing "${path}"`);
+  if (info === undefined) {
+    throw new VmcoreFormatError(`Cannot write kdump "${path}" at dump level ${level}: the notes have no VMCOREINFO, so the struct pages cannot be found`, {
+      file: path, field: 'VMCOREINFO',
+    });
+  }
+  return excludedByStructPages(info, new SourcePhysMemory(spec.source, ranges), path, ranges, spec.maxPfn, level).bitmap;
 }

@@ -7,7 +7,7 @@ import { hex } from '../util/hex.js';
 import { VmcoreFormatError } from '../util/errors.js';
 import type { PageStatus, VmcoreReader } from './vmcore-reader.js';
 import type { VmcoreInfo } from './vmcoreinfo.js';
-import { PAGE_SIZE } from './page-source.js';
+import { PAGE_SIZE, type PageSource } from './page-source.js';
 
 /** Physical memory of a dump, or of a simulated machine's DRAM at one instant. */
 export interface PhysMemory {
@@ -53,6 +53,43 @@ export class ReaderPhysMemory implements PhysMemory {
       const off = a % PAGE_SIZE;
       const f = this.#frame((a - off) / PAGE_SIZE);
       if (f === null) return false;
+      const n = Math.min(PAGE_SIZE - off, dst.length - done);
+      dst.set(f.subarray(off, off + n), done);
+      done += n;
+    }
+    return true;
+  }
+}
+
+/**
+ * A page source's frames as physical memory (what makedumpfile sees reading
+ * mem_map from /proc/vmcore): frames inside `spans` read through the source,
+ * through a small cache; any other address is not in the dump.
+ */
+export class SourcePhysMemory implements PhysMemory {
+  readonly #source: PageSource;
+  readonly #spans: readonly { startPfn: number; endPfn: number }[];
+  readonly #cache = new Map<number, Uint8Array>();
+
+  constructor(source: PageSource, spans: readonly { startPfn: number; endPfn: number }[]) {
+    this.#source = source;
+    this.#spans = spans;
+  }
+
+  read(pa: number, dst: Uint8Array): boolean {
+    let done = 0;
+    while (done < dst.length) {
+      const a = pa + done;
+      const off = a % PAGE_SIZE;
+      const pfn = (a - off) / PAGE_SIZE;
+      let f = this.#cache.get(pfn);
+      if (f === undefined) {
+        if (!this.#spans.some((s) => pfn >= s.startPfn && pfn < s.endPfn)) return false;
+        f = new Uint8Array(PAGE_SIZE);
+        this.#source.readFrame(pfn, f);
+        if (this.#cache.size >= 1024) this.#cache.clear();
+        this.#cache.set(pfn, f);
+      }
       const n = Math.min(PAGE_SIZE - off, dst.length - done);
       dst.set(f.subarray(off, off + n), done);
       done += n;

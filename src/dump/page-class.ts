@@ -324,3 +324,25 @@ export class ClassCursor {
     return r !== undefined && r.a <= pfn ? r.cls : undefined;
   }
 }
+
+/**
+ * Frames of `spans` dump level `level` leaves out because of their struct
+ * pages, as a bitmap over [0, maxPfn) (bit pfn, LSB first), with counts per
+ * class. `where` names the dump in errors.
+ */
+export function excludedByStructPages(
+  vi: VmcoreInfo, phys: PhysMemory, where: string, spans: readonly PfnSpan[], maxPfn: number, level: number,
+): { bitmap: Uint8Array; counts: Partial<Record<PageClass, number>> } {
+  const bitmap = new Uint8Array(Math.ceil(maxPfn / 8));
+  const counts: Partial<Record<PageClass, number>> = {};
+  const inDump = [...spans].sort((a, b) => a.startPfn - b.startPfn);
+  new PageClassifier(vi, phys, where).scan(inDump, level, (a, b, cls) => {
+    for (let p = a; p < Math.min(b, maxPfn); p++) {
+      const m = 1 << (p & 7);
+      if ((bitmap[p >>> 3]! & m) !== 0) continue;
+      bitmap[p >>> 3]! |= m;
+      counts[cls] = (counts[cls] ?? 0) + 1;
+    }
+  });
+  return { bitmap, counts };
+}

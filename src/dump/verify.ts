@@ -9,6 +9,7 @@ import type { PageStatus, VmcoreReader } from './vmcore-reader.js';
 import { ZERO_PAGE_HASH, type TruthManifest } from './truth-manifest.js';
 import { ClassCursor, DL_EXCLUDE_ZERO, checkDumpLevel, levelExcludes, type PageClass } from './page-class.js';
 import { KdumpCompressedReader } from './kdump-compressed-reader.js';
+import { SplitKdumpReader } from './split-kdump-reader.js';
 
 export interface PageMismatch {
   pfn: number;
@@ -58,7 +59,7 @@ export interface VerifyOptions {
 
 /** The dump level a file says it was filtered at (kdump-compressed sub header), or 0. */
 export function recordedDumpLevel(reader: VmcoreReader): number {
-  if (!(reader instanceof KdumpCompressedReader)) return 0;
+  if (!(reader instanceof KdumpCompressedReader) && !(reader instanceof SplitKdumpReader)) return 0;
   const l = reader.dumpLevel;
   return Number.isInteger(l) && l >= 0 && l <= 31 ? l : 0;
 }

@@ -8,6 +8,7 @@ import { ElfVmcoreReader } from './elf-vmcore-reader.js';
 import { isFlattenedSignature } from './flattened.js';
 import { KdumpCompressedReader } from './kdump-compressed-reader.js';
 import type { PrStatus } from './prstatus.js';
+import { SplitKdumpReader } from './split-kdump-reader.js';
 import type { VmcoreInfo } from './vmcoreinfo.js';
 
 /** excluded: inside p_memsz but past p_filesz (filtered out); absent: no segment covers it. */
@@ -80,4 +81,13 @@ export function openVmcore(path: string): VmcoreReader {
     offset: 0,
     field: 'magic',
   });
+}
+
+/**
+ * Opens one vmcore file, or several as the parts of one split dump
+ * (makedumpfile --split), in any order.
+ */
+export function openVmcoreFiles(paths: readonly string[]): VmcoreReader {
+  if (paths.length === 1) return openVmcore(paths[0]!);
+  return new SplitKdumpReader(paths);
 }

@@ -43,6 +43,8 @@ export interface CaptureEnvironment {
   vmcoreFormat?: 'elf' | 'kdump';
   /** Page codec of the kdump-compressed file (default zlib; makedumpfile -c/-l/-p/-z). */
   vmcoreCompression?: Codec;
+  /** makedumpfile's -d for the kdump-compressed file (default 1); above 1 filters by struct page. */
+  dumpLevel?: number;
   /** Memory the capture kernel and its initramfs need to run the dump, bytes. */
   minMemory: number;
   onBoot?: (ck: CrashKernel) => void;
@@ -344,6 +346,7 @@ export class CrashKernel {
       release,
       nrCpus: notes.filter((n) => n.name === 'CORE' && n.type === 1).length,
       compression: this.env.vmcoreCompression ?? 'zlib',
+      ...(this.env.dumpLevel === undefined ? {} : { dumpLevel: this.env.dumpLevel }),
       ...(this.env.onProgress === undefined ? {} : { onProgress: (d: number, t: number) => this.env.onProgress!(d * 4096, t * 4096) }),
     });
     return { path, format: 'kdump', size: r.fileSize, bytesWritten: r.fileSize };

@@ -14,7 +14,7 @@ import type { CaptureRecord } from '../kernel/proc-vmcore.js';
 import type { ElfLoadSpec } from '../dump/elf-vmcore-writer.js';
 import { isZeroPage, pageDigest } from '../dump/verify.js';
 import { TRUTH_FORMAT, TRUTH_VERSION, type TruthManifest } from '../dump/truth-manifest.js';
-import { classifyFrames } from '../dump/page-class.js';
+import { classifyFrames, ClassCursor, levelExcludes } from '../dump/page-class.js';
 import { framePhysMemory } from '../dump/kernel-vm.js';
 import type { OracleReport, PageError, PageFate, PageFateRun } from './result.js';
 
@@ -128,6 +128,11 @@ export class Oracle {
     this.#served.set(pfn, fate);
   };
 
+  /** The dump level the kdump service filtered with: above 1, pages of the classes it drops may be left out. */
+  dumpLevel = 1;
+  /** Pages left out of the file because their class is one the dump level drops (counted by compare). */
+  pagesLeftOutByLevel = 0;
+
   /** Old-kernel pages the capture kernel took over by design (reused IOMMU buffers): its writes there are expected. */
   readonly #reused = new Set<number>();
 
@@ -181,12 +186,19 @@ export class Oracle {
     if (record !== undefined) {
       // Pages never served read as zero (DRAM never held them): they are wrong only if the truth had data.
       const candidates = new Set<number>([...(this.#truth?.frames ?? []), ...this.#served.keys()]);
+      // Above level 1, what the first kernel's own struct pages said each page was (as makedumpfile reads them).
+      const classes = this.dumpLevel > 1 ? new ClassCursor(this.#classes()) : undefined;
       for (const pfn of [...candidates].sort((a, b) => a - b)) {
         if (!inRanges(covered, pfn)) continue;
         let fate = this.#served.get(pfn);
         if (fate === undefined) {
           const want = this.truthPage(pfn);
           if (want === undefined || isZeroPage(want)) continue;
+          const cls = classes?.classOf(pfn);
+          if (cls !== undefined && levelExcludes(this.dumpLevel, cls)) {
+            this.pagesLeftOutByLevel++;
+            continue;
+          }
           fate = 'wrong';
         }
         if (fate === 'correct') continue;
@@ -247,6 +259,14 @@ export class Oracle {
     return !served ? 'captured as zeros, but the page held data' : 'captured bytes differ from the page at the panic';
   }
 
+  #classOfFrames: ReturnType<typeof classifyFrames> | undefined;
+
+  /** Each page's class from the first kernel's struct pages at the panic (computed once). */
+  #classes(): ReturnType<typeof classifyFrames> {
+    this.#classOfFrames ??= classifyFrames(this.#kernel.vmcoreinfo, framePhysMemory((pfn) => this.truthPage(pfn)), 'the first kernel\'s memory', this.ranges.map((r) => ({ startPfn: r.start, endPfn: r.end })));
+    return this.#classOfFrames;
+  }
+
   manifest(scenario: string, seed: number): TruthManifest {
     const pages: Record<string, string> = {};
     for (const pfn of this.#truth?.frames ?? []) {
@@ -269,7 +289,7 @@ export class Oracle {
       pages,
       alternatives,
       // What the kernel's own struct pages said each page was, for checking filtered dumps.
-      classes: classifyFrames(this.#kernel.vmcoreinfo, framePhysMemory((pfn) => this.truthPage(pfn)), 'the first kernel\'s memory', this.ranges.map((r) => ({ startPfn: r.start, endPfn: r.end }))),
+      classes: this.#classes(),
     };
   }
 }

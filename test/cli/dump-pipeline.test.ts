@@ -1,0 +1,112 @@
+// `kdumpsim run --dump-level` (the capture kernel's makedumpfile -d) and
+// `vmcore convert --threads`: a filtered kdump file that verify accepts at the
+// level it records, ELF refused above level 1, and threaded conversion giving
+// the same bytes as the single-thread path.
+
+import { describe, expect, it, beforeAll, afterAll } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cli } from '../helpers/cli.js';
+import { KdumpCompressedReader } from '../../src/dump/kdump-compressed-reader.js';
+
+let dir = '';
+const small = `
+name: cli-dump-pipeline
+seed: 5
+machine:
+  memory: 1G
+  cpus: 2
+firstKernel:
+  cmdline: root=/dev/vda1 crashkernel=160M
+crashKernel:
+  initrdSize: 8M
+workload:
+  pages: 1500
+panic:
+  after: 100ms
+expect:
+  verdict: dump-complete
+`;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'kdumpsim-cli-pipeline-'));
+  writeFileSync(join(dir, 'small.yaml'), small);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('kdumpsim run --dump-level', () => {
+  it('--format kdump --dump-level 31 leaves out free, cache and user pages; verify accepts it at the recorded level', () => {
+    const core = join(dir, 'd31.kdump');
+    const truth = join(dir, 'd31.truth');
+    const r = cli(['run', join(dir, 'small.yaml'), '--vmcore', core, '--format', 'kdump', '--compress', 'lzo', '--dump-level', '31', '--truth', truth]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain(`vmcore: ${core} (kdump-compressed, `);
+    const k = new KdumpCompressedReader(core);
+    let dumped: number;
+    try {
+      expect(k.dumpLevel).toBe(31);
+      expect(k.compression).toBe('lzo');
+      dumped = k.dumpedPages;
+    } finally {
+      k.close();
+    }
+    const full = join(dir, 'd1.kdump');
+    expect(cli(['run', join(dir, 'small.yaml'), '--vmcore', full, '--format', 'kdump', '--dump-level', '1']).status).toBe(0);
+    const k1 = new KdumpCompressedReader(full);
+    try {
+      expect(k1.dumpLevel).toBe(1);
+      expect(dumped).toBeLessThan(k1.dumpedPages / 2); // most of a small machine's memory is free
+    } finally {
+      k1.close();
+    }
+    const v = cli(['vmcore', 'verify', core, '--truth', truth]);
+    expect(v.status).toBe(0);
+    expect(v.stdout).toContain('left out as dump level 31 allows');
+    expect(v.stdout).toMatch(/\d+ free/);
+  });
+
+  // The run's oracle knows the level: pages whose class it drops were allowed to be left out.
+  it('the run\'s own verdict is dump-complete at --dump-level 31, and the chain counts what the level left out', () => {
+    const r = cli(['run', join(dir, 'small.yaml'), '--vmcore', join(dir, 'v31.kdump'), '--format', 'kdump', '--dump-level', '31', '--json']);
+    const j = JSON.parse(r.stdout) as { verdict: string; chain: string[] };
+    expect(j.verdict).toBe('dump-complete');
+    expect(j.chain).toContainEqual(expect.stringMatching(/oracle: \d+ pages left out as dump level 31 allows/));
+  });
+
+  it('refuses levels above 1 for an ELF vmcore, and bad levels, with exit 2', () => {
+    const elf = cli(['run', join(dir, 'small.yaml'), '--vmcore', join(dir, 'x.elf'), '--dump-level', '31']);
+    expect(elf.status).toBe(2);
+    expect(elf.stderr).toContain('Cannot use --dump-level 31: an ELF vmcore is /proc/vmcore as is, so levels above 1 need --format kdump');
+    expect(cli(['run', join(dir, 'small.yaml'), '--format', 'elf', '--dump-level', '2']).status).toBe(2);
+    expect(cli(['run', join(dir, 'small.yaml'), '--format', 'kdump', '--dump-level', '32']).status).toBe(2);
+    expect(cli(['run', join(dir, 'small.yaml'), '--vmcore', join(dir, 'y.elf'), '--dump-level', '1']).status).toBe(0);
+  });
+});
+
+describe('kdumpsim vmcore convert --threads', () => {
+  it('writes the same file with 2 threads as with 1, at level 1 and 31', () => {
+    const elf = join(dir, 'in.elf');
+    expect(cli(['run', join(dir, 'small.yaml'), '--vmcore', elf]).status).toBe(0);
+    for (const level of ['1', '31']) {
+      const one = join(dir, `t1-${level}.kdump`);
+      const two = join(dir, `t2-${level}.kdump`);
+      const a = cli(['vmcore', 'convert', elf, one, '--format', 'kdump', '--dump-level', level]);
+      const b = cli(['vmcore', 'convert', elf, two, '--format', 'kdump', '--dump-level', level, '--threads', '2']);
+      expect(a.status).toBe(0);
+      expect(b.stderr).toBe('');
+      expect(b.status).toBe(0);
+      expect(readFileSync(two).equals(readFileSync(one))).toBe(true);
+    }
+  });
+
+  it('refuses --threads for ELF output and out-of-range counts with exit 2', () => {
+    const elf = join(dir, 'in.elf');
+    const r = cli(['vmcore', 'convert', elf, join(dir, 'z.elf'), '--format', 'elf', '--threads', '2']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('Cannot use --threads 2: it applies to --format kdump only');
+    expect(cli(['vmcore', 'convert', elf, join(dir, 'z.kdump'), '--format', 'kdump', '--threads', '0']).status).toBe(2);
+    expect(cli(['vmcore', 'convert', elf, join(dir, 'z.kdump'), '--format', 'kdump', '--threads', '65']).status).toBe(2);
+    expect(cli(['vmcore', 'convert', elf, '--format', 'kdump']).status).toBe(2);
+  });
+});
