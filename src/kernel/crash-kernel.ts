@@ -5,6 +5,7 @@
 // kernel's memory, and its kdump service saves the vmcore.
 
 import { initIommu, type IommuDriver, type IommuHost } from './drivers/iommu.js';
+import { probeCaptureDrivers } from './drivers/capture-nic-driver.js';
 import { checkTimer, stopHpet } from './io-apic-timer.js';
 import type { Machine } from '../platform/machine.js';
 import type { Cpu } from '../platform/cpu/cpu.js';
@@ -179,6 +180,16 @@ export class CrashKernel {
     m.clock.advance(200 * NS_PER_MS);
     this.log.printk('smp: Bringing up secondary CPUs ...');
     this.log.printk('smp: Brought up 1 node, 1 CPU');
+    // device_initcall: the drivers the initramfs has probe their devices (and reset them under reset_devices).
+    probeCaptureDrivers({
+      machine: m, log: this.log, cmdline: this.cmdline, iommu: this.iommu, smeMask: this.sme.mask,
+      allocDma: (bytes) => {
+        const pa = this.memblock?.alloc(bytes, 4096, 0, 2 ** 32);
+        if (pa !== undefined) this.mem.zero(pa, bytes);
+        return pa;
+      },
+      step: (d, data) => this.step(d, data),
+    });
 
     const available = mb.freeRanges.reduce((n, r) => n + (r.end - r.start), 0);
     this.log.printk(`Memory: ${Math.floor(available / 1024)}K/${Math.floor(mb.total / 1024)}K available`);

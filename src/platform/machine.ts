@@ -37,6 +37,13 @@ export interface NicSpec {
   packetBytes: number;
   /** Address bits the device drives (its driver's DMA mask); 64 unless it is a narrow device. */
   dmaAddressBits?: number;
+  /**
+   * Whether a capture kernel has a driver for the device (reset: it probes
+   * it, resetting it under reset_devices) or leaves it alone (none, the
+   * default). Carried with the device's description, as dmaAddressBits is;
+   * the device model never reads it.
+   */
+  captureDriver?: 'reset' | 'none';
 }
 
 export interface MachineConfig {

@@ -39,6 +39,7 @@ export function buildMachine(s: Scenario, seed: number): Machine {
     packetIntervalNs: duration(d.packetInterval, `machine.devices[${i}].packetInterval`),
     packetBytes: d.packetBytes,
     ...(d.dmaAddressBits === undefined ? {} : { dmaAddressBits: d.dmaAddressBits }),
+    captureDriver: d.captureDriver,
   }));
   const cpu = s.machine.cpu;
   if (cpu.vendor === 'intel' && cpu.memoryEncryption !== 'none') {

@@ -33,6 +33,8 @@ const nic = z.strictObject({
   ringEntries: z.number().int().min(8).max(4096).default(256).describe('RX descriptors the first kernel hands the device'),
   dmaAddressBits: z.number().int().min(24).max(64).optional()
     .describe('Address bits the device drives (its DMA mask, default 64): behind an IOMMU its IOVAs come from below 2^bits (and below 4 GiB first)'),
+  captureDriver: z.enum(['reset', 'none']).default('none')
+    .describe('The capture kernel\'s driver for the device: reset (it probes the device, resets it when reset_devices is on the command line, then makes its first DMA map, which attaches a new IOMMU domain); none (nothing touches it: it keeps DMAing through whatever translation it finds)'),
 });
 
 /** When in the run a fault strikes. */
@@ -163,6 +165,16 @@ export const scenarioSchema = z.strictObject({
     trigger: z.enum(['sysrq', 'oops']).default('sysrq'),
   }).prefault({}),
   faults: z.array(fault).default([]),
+  guest: z.strictObject({
+    type: z.enum(['sev-es', 'snp']).describe('The guest: SEV-ES (encrypted register state, APs parked through the AP jump table) or SEV-SNP (RMP-validated memory, AP creation)'),
+    vcpus: z.number().int().min(1).max(64).default(2),
+    memory: size.default('32M').describe('Guest RAM from GPA 0; the top 4 MiB is the crash kernel reservation'),
+    ghcbVersion: z.number().int().min(1).max(2).default(2).describe('Highest GHCB protocol version the hypervisor offers (it offers 1..this)'),
+    jumpTableAbove4G: z.boolean().default(false).describe('SEV-ES: the guest firmware puts the AP jump table at GPA 4 GiB (guest.memory must reach past it)'),
+    profile: profileId.default('linux-6.18').describe('The guest kernel that boots and panics'),
+    kexecProfile: profileId.optional().describe('The capture kernel it kexecs into (default: the same)'),
+    workloadPages: z.number().int().min(0).max(2048).default(256).describe('Private pages the guest workload fills: the oracle checks each'),
+  }).optional().describe('Run one SEV-ES or SNP guest instead of a host: the guest kernel boots, panics and kdumps inside the encrypted VM'),
   expect: expectSchema.optional(),
 });
 
