@@ -67,6 +67,24 @@ export interface KernelMechanisms {
    * and 0x-prefixed numbers).
    */
   dmarFaultFormat: 'v4.0' | 'v4.4' | 'pasid';
+  /**
+   * Running as an SEV-ES guest (the guest kernel model, src/kernel/guest/):
+   * `unguarded` lets kexec go ahead and the next kernel starts APs with
+   * INIT-SIPI-SIPI, which the hypervisor cannot apply to an encrypted VMSA;
+   * `refuse` is the 2024 "x86/kexec/64: Disable kexec when SEV-ES is active"
+   * (machine_kexec_prepare() returns -ENOSYS); `ap-jump-table` is the 2021
+   * RFC: a parking blob on the AP jump table page, MSR-protocol AP reset hold,
+   * and the run-time opt-out without GHCB v2 or with the table above 4 GiB.
+   */
+  sevEsGuestKexec: 'unguarded' | 'refuse' | 'ap-jump-table';
+  /**
+   * Running as an SNP guest: `none` (no enc_kexec hooks), `unshare`
+   * (3074152e56c9, 6.12: shared pages made private again, per-CPU GHCBs last,
+   * with the `<=` bound that also skips the page just below each GHCB), or
+   * `unshare-fixed` (the May 2025 fixes: that bound is `<`, and other APs are
+   * destroyed with AP_DESTROY before unsharing).
+   */
+  snpGuestKexec: 'none' | 'unshare' | 'unshare-fixed';
 }
 
 export interface KernelProfile {
@@ -103,6 +121,8 @@ const MODERN: KernelMechanisms = {
   vtdKdump: 'copy-sm',
   vtdScalableMode: true,
   dmarFaultFormat: 'pasid',
+  sevEsGuestKexec: 'unguarded',
+  snpGuestKexec: 'none',
 };
 
 export const KERNEL_PROFILES: Readonly<Record<string, KernelProfile>> = {
@@ -145,12 +165,20 @@ export const KERNEL_PROFILES: Readonly<Record<string, KernelProfile>> = {
     dmarFaultFormat: 'v4.4',
   }),
   'linux-6.1': profile('linux-6.1', '6.1.0-kdumpsim', MODERN),
+  // The 2021 RFC "x86/sev: KEXEC/KDUMP support for SEV-ES guests" on its 5.14-rc base: APs parked on the AP jump table.
+  'linux-5.14-sev-es-rfc': profile('linux-5.14-sev-es-rfc', '5.14.0-rc1-sev-es-kexec-rfc', {
+    ...MODERN, memEncryptBanner: 'features-amd', sevEsGuestKexec: 'ap-jump-table',
+  }),
   // 6.9: the first SNP host kernel (RMP table init, SNP_INIT_EX from the CCP driver).
   'linux-6.9': profile('linux-6.9', '6.9.0-kdumpsim', { ...MODERN, genericCrashkernelReservation: true, snpHost: true, snpPanicShutdown: true }),
-  'linux-6.12': profile('linux-6.12', '6.12.0-kdumpsim', { ...MODERN, genericCrashkernelReservation: true, snpHost: true, snpPanicShutdown: true }),
+  // 6.12: SNP guest kexec (3074152e56c9) before the May 2025 fixes; kexec refused in SEV-ES guests (the 2024 Cc-stable patch).
+  'linux-6.12': profile('linux-6.12', '6.12.0-kdumpsim', {
+    ...MODERN, genericCrashkernelReservation: true, snpHost: true, snpPanicShutdown: true, sevEsGuestKexec: 'refuse', snpGuestKexec: 'unshare',
+  }),
   // The current kernel: the CCP driver's detailed SNP error messages (6.14) and the AMD IOMMU kdump reuse path (6.18).
   'linux-6.18': profile('linux-6.18', '6.18.0-kdumpsim', {
     ...MODERN, genericCrashkernelReservation: true, snpHost: true, snpPanicShutdown: true, ccpErrorDetails: true, amdIommuKdump: 'reuse',
+    sevEsGuestKexec: 'refuse', snpGuestKexec: 'unshare-fixed',
   }),
 };
 

@@ -20,6 +20,7 @@ import { CHAIN_KINDS } from './chain.js';
 import { explainCaptureIommu } from './explain.js';
 import { kernelProfile } from '../kernel/profile.js';
 import { checkExpectation } from './expect.js';
+import { runGuestScenario } from './guest-run.js';
 import type { Scenario, Verdict } from './schema.js';
 import type { OracleReport, RunResult } from './result.js';
 import type { Codec } from '../dump/codecs.js';
@@ -47,6 +48,7 @@ export interface RunOptions {
 const HANG_WATCHDOG_NS = 60 * NS_PER_S;
 
 export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
+  if (s.guest !== undefined) return runGuestScenario(s, opts);
   const seed = opts.seed ?? s.seed;
   const m = buildMachine(s, seed);
   let fk = new FirstKernel(m, firstKernelConfig(s, seed));
