@@ -26,6 +26,7 @@ import { buildVmcoreinfo, writeVmcoreinfoNote } from './vmcoreinfo-export.js';
 import type { VmcoreInfo } from '../dump/vmcoreinfo.js';
 import { CRASH_NOTE_BYTES } from './crash-notes.js';
 import { RxNicDriver } from './drivers/rx-nic-driver.js';
+import { probeStorageDrivers } from './drivers/storage-driver.js';
 import type { KexecImage } from './kexec-file-load.js';
 import { smeEnable, smeBanner, cbitHi, type SmeDecision } from './sme.js';
 import { faultOfWrite, pageFaultOops } from './oops.js';
@@ -215,6 +216,7 @@ export class FirstKernel {
       drv.probe();
       this.drivers.push(drv);
     }
+    probeStorageDrivers(this);
     clock.advance(900 * NS_PER_MS);
     this.log.printk('Run /sbin/init as init process');
     this.step(`first kernel ${this.profile.release} booted on ${m.cpus.length} CPUs`);

@@ -11,6 +11,7 @@ import { EntryPoints } from './entry-points.js';
 import { MmioBus } from './mmio.js';
 import { DirectDma, type DmaPort, type DmaResult } from './dma-port.js';
 import { RxNic } from './pci/rx-nic.js';
+import { StorageController, STC_MMIO_SIZE } from './pci/storage-controller.js';
 import { pcE820, reserveTop, type E820Entry } from './e820.js';
 import { attachPsp } from './psp/psp-attach.js';
 import type { PspMailbox } from './psp/psp-mailbox.js';
@@ -46,12 +47,32 @@ export interface NicSpec {
   captureDriver?: 'reset' | 'none';
 }
 
+export interface StorageSpec {
+  name: string;
+  bdf: string;
+  mmioBase: number;
+  /** Bytes per second between disk and memory. */
+  bytesPerSecond: number;
+  /** Commands the first kernel's driver keeps queued, and the bytes of each (read by the driver, not the device). */
+  queueEntries: number;
+  ioBytes: number;
+  dmaAddressBits?: number;
+  /**
+   * A range of host memory the firmware owns for the device and declares in
+   * the ACPI DMAR table as an RMRR (base, inclusive end); the device's
+   * firmware writes a status record there every `intervalNs`.
+   */
+  rmrr?: { base: number; end: number; intervalNs: number };
+}
+
 export interface MachineConfig {
   /** Bytes of DRAM. */
   memoryBytes: number;
   cpus: number;
   seed: number;
   nics: readonly NicSpec[];
+  /** Storage controllers (none by default). */
+  storage?: readonly StorageSpec[];
   /** CPU vendor; AMD parts carry the memory-encryption features later issues model. */
   cpuVendor?: CpuVendor;
   /** 1 GiB page support (CPUID pdpe1gb); on by default. */
@@ -105,6 +126,7 @@ export class Machine {
   readonly mmio = new MmioBus();
   dma: DmaPort;
   readonly nics: RxNic[] = [];
+  readonly storage: StorageController[] = [];
   readonly e820: readonly E820Entry[];
   /** The C-bit position when the part has memory encryption. */
   memEncryptMaskBit: number | undefined;
@@ -193,10 +215,19 @@ export class Machine {
       this.mmio.map(spec.mmioBase, 0x20000, nic);
       this.nics.push(nic);
     });
+    for (const spec of config.storage ?? []) {
+      const sc = new StorageController({
+        name: spec.name, bdf: spec.bdf, bytesPerSecond: spec.bytesPerSecond, seed: config.seed,
+        ...(spec.rmrr === undefined ? {} : { firmwareRegion: { base: spec.rmrr.base, size: spec.rmrr.end + 1 - spec.rmrr.base, intervalNs: spec.rmrr.intervalNs } }),
+      }, this.clock, port, this.trace);
+      this.mmio.map(spec.mmioBase, STC_MMIO_SIZE, sc);
+      this.storage.push(sc);
+    }
     this.interrupts = attachInterruptFabric(this, config.interrupts);
     if (config.amdIommu !== undefined) {
       const devids: Record<string, number> = {};
       for (const nic of this.nics) devids[nic.bdf] = requesterId(nic.bdf);
+      for (const sc of this.storage) devids[sc.bdf] = requesterId(sc.bdf);
       const a = attachAmdIommu(this, { devids, ...(config.amdIommu.efr === undefined ? {} : { efr: config.amdIommu.efr }) });
       this.amdIommu = a.iommu;
       this.amdIommuMmio = a.mmioBase;

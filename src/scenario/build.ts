@@ -2,7 +2,7 @@
 
 import { DEFAULT_EFR, EFR_SNP_SUP } from '../platform/amd-iommu/registers.js';
 import { CHAIN_KINDS } from './chain.js';
-import { Machine, type NicSpec } from '../platform/machine.js';
+import { Machine, type NicSpec, type StorageSpec } from '../platform/machine.js';
 import { kernelProfile, type KernelProfile } from '../kernel/profile.js';
 import type { FirstKernelConfig } from '../kernel/first-kernel.js';
 import { parseDuration, parseSize } from '../util/units.js';
@@ -32,15 +32,32 @@ export function buildMachine(s: Scenario, seed: number): Machine {
   if (memory < 256 * 2 ** 20 || memory % 4096 !== 0) {
     throw new InputError(`Cannot build machine: machine.memory ${memory} must be a multiple of 4K and at least 256M`);
   }
-  const nics: NicSpec[] = s.machine.devices.map((d, i) => ({
-    name: d.name,
-    bdf: d.bdf,
-    mmioBase: NIC_MMIO_BASE + i * 0x20000,
-    packetIntervalNs: duration(d.packetInterval, `machine.devices[${i}].packetInterval`),
-    packetBytes: d.packetBytes,
-    ...(d.dmaAddressBits === undefined ? {} : { dmaAddressBits: d.dmaAddressBits }),
-    captureDriver: d.captureDriver,
-  }));
+  const nics: NicSpec[] = [];
+  const storage: StorageSpec[] = [];
+  s.machine.devices.forEach((d, i) => {
+    const mmioBase = NIC_MMIO_BASE + i * 0x20000;
+    const bits = d.dmaAddressBits === undefined ? {} : { dmaAddressBits: d.dmaAddressBits };
+    if (d.kind === 'rx-nic') {
+      nics.push({
+        name: d.name, bdf: d.bdf, mmioBase, packetIntervalNs: duration(d.packetInterval, `machine.devices[${i}].packetInterval`),
+        packetBytes: d.packetBytes, ...bits, captureDriver: d.captureDriver,
+      });
+      return;
+    }
+    let rmrr: StorageSpec['rmrr'];
+    if (d.rmrr !== undefined) {
+      const base = size(d.rmrr.base, `machine.devices[${i}].rmrr.base`);
+      const bytes = size(d.rmrr.size, `machine.devices[${i}].rmrr.size`);
+      if (base % 4096 !== 0 || bytes === 0 || bytes % 4096 !== 0) {
+        throw new InputError(`Cannot use machine.devices[${i}].rmrr: base 0x${base.toString(16)} and size 0x${bytes.toString(16)} must be non-empty multiples of 4K`);
+      }
+      rmrr = { base, end: base + bytes - 1, intervalNs: duration(d.rmrr.interval, `machine.devices[${i}].rmrr.interval`) };
+    }
+    storage.push({
+      name: d.name, bdf: d.bdf, mmioBase, bytesPerSecond: size(d.rate, `machine.devices[${i}].rate`),
+      queueEntries: d.queueEntries, ioBytes: d.ioBytes, ...bits, ...(rmrr === undefined ? {} : { rmrr }),
+    });
+  });
   const cpu = s.machine.cpu;
   if (cpu.vendor === 'intel' && cpu.memoryEncryption !== 'none') {
     throw new InputError('Cannot build machine: machine.cpu.memoryEncryption needs an AMD part (vendor: amd)');
@@ -50,6 +67,7 @@ export function buildMachine(s: Scenario, seed: number): Machine {
     cpus: s.machine.cpus,
     seed,
     nics,
+    ...(storage.length === 0 ? {} : { storage }),
     cpuVendor: cpu.vendor === 'amd' ? 'AuthenticAMD' : 'GenuineIntel',
     ...(cpu.memoryEncryption === 'none' ? {} : { memEncrypt: { state: cpu.memoryEncryption, cbit: cpu.cbit } }),
     ...(cpu.snp === undefined ? {} : { snp: snpConfig(cpu.snp, memory) }),
@@ -70,7 +88,7 @@ function snpConfig(snp: { firmware: string; rmp: 'reserved' | 'too-small' | 'non
 }
 
 export function firstKernelConfig(s: Scenario, seed: number): FirstKernelConfig {
-  const nic = s.machine.devices[0];
+  const nic = s.machine.devices.find((d) => d.kind === 'rx-nic');
   let cmdline = s.firstKernel.cmdline;
   if (s.firstKernel.crashkernel !== undefined) {
     cmdline = cmdline.split(/\s+/).filter((w) => w !== '' && !w.startsWith('crashkernel=')).concat(`crashkernel=${s.firstKernel.crashkernel}`).join(' ');

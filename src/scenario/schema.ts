@@ -37,6 +37,21 @@ const nic = z.strictObject({
     .describe('The capture kernel\'s driver for the device: reset (it probes the device, resets it when reset_devices is on the command line, then makes its first DMA map, which attaches a new IOMMU domain); none (nothing touches it: it keeps DMAing through whatever translation it finds)'),
 });
 
+const storage = z.strictObject({
+  kind: z.literal('storage'),
+  name: z.string().regex(/^[a-z][a-z0-9-]*$/).default('disk0'),
+  bdf: z.string().regex(/^[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/, { message: 'Expected a PCI address such as "00:04.0"' }).default('00:04.0'),
+  queueEntries: z.number().int().min(4).max(4096).default(256).describe('Command slots; the first kernel keeps all but one queued'),
+  ioBytes: z.number().int().min(512).max(1 << 20).multipleOf(512).default(16384).describe('Bytes per command (reads and writes in turn)'),
+  rate: size.default('16M').describe('Bytes per second the controller moves between disk and memory'),
+  dmaAddressBits: z.number().int().min(24).max(64).optional().describe('Address bits the device drives (its DMA mask, default 64)'),
+  rmrr: z.strictObject({
+    base: size.default(0xe8000).describe('Start of the range (page aligned)'),
+    size: size.default(4096).describe('Its length (a multiple of 4K)'),
+    interval: duration.default('1ms').describe('How often the device\'s firmware writes its status record there'),
+  }).optional().describe('A firmware-declared RMRR for the device (ACPI DMAR table): memory its firmware writes by DMA at the range\'s own address, which the IOMMU driver must identity-map'),
+});
+
 /** When in the run a fault strikes. */
 export const FAULT_PHASES = ['before-panic', 'nmi-shootdown', 'purgatory', 'crash-kernel-init'] as const;
 export type FaultPhase = (typeof FAULT_PHASES)[number];
@@ -132,7 +147,7 @@ export const scenarioSchema = z.strictObject({
       snpSupport: z.boolean().default(true).describe('AMD: the IOMMU reports SNPSup (EFR bit 63); SNP needs it'),
       scalableMode: z.boolean().optional().describe('Intel: the unit supports scalable-mode translation (ECAP.SMTS); a kernel uses it with intel_iommu=sm_on'),
     }).optional().describe('An IOMMU in front of the devices; absent: devices reach memory directly'),
-    devices: z.array(nic).default([]),
+    devices: z.array(z.discriminatedUnion('kind', [nic, storage])).default([]),
   }).superRefine((m, ctx) => {
     if (m.memory === undefined) ctx.addIssue({ code: 'custom', path: ['memory'], message: 'machine.memory is required (or a machine.preset that sets it)' });
   }),

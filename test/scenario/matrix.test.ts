@@ -129,8 +129,11 @@ describe('matrix expansion', () => {
       table: { columns: ['nic'] },
     });
     expect(plan.cells.map((c) => c.id)).toEqual(['nic=slow,trigger=sysrq', 'nic=slow,trigger=oops', 'nic=fast,trigger=sysrq', 'nic=fast,trigger=oops']);
-    expect(plan.cells[2]!.scenario.machine.devices[0]!.packetInterval).toBe('50us');
-    expect(plan.cells[2]!.scenario.machine.devices[0]!.ringEntries).toBe(64); // the rest of the device kept
+    const nic = plan.cells[2]!.scenario.machine.devices[0]!;
+    expect(nic.kind).toBe('rx-nic');
+    if (nic.kind !== 'rx-nic') return;
+    expect(nic.packetInterval).toBe('50us');
+    expect(nic.ringEntries).toBe(64); // the rest of the device kept
     // Only columns given: the other axes become rows.
     expect(plan.rows).toEqual(['trigger']);
     expect(plan.columns).toEqual(['nic']);
@@ -157,7 +160,7 @@ describe('shipped sweeps', () => {
     expect(plan.axes[0]!.labels).toEqual(['64M', '160M', '256M']);
     const c = plan.cells.find((x) => x.id === 'crashkernel=64M,nic-rx=50us,crash-kernel=linux-6.12')!;
     expect(c.scenario.firstKernel.crashkernel).toBe('64M');
-    expect(c.scenario.machine.devices[0]!.packetInterval).toBe('50us');
+    expect(c.scenario.machine.devices[0]).toMatchObject({ kind: 'rx-nic', packetInterval: '50us' });
     expect(c.scenario.crashKernel.profile).toBe('linux-6.12');
     expect(c.scenario.machine.cpus).toBe(4); // the rest from plain-host.yaml
   });

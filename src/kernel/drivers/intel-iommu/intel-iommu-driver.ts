@@ -266,6 +266,7 @@ export class IntelIommuDriver implements IommuDriver {
       }
     }
     this.#setRootEntry();
+    this.#setupRmrrs();
     if ((this.#gsts() & GSTS_TES) === 0) this.#setBit(GCMD_TE, GSTS_TES, true);
     h.log.printk(`${this.#prefix}Intel(R) Virtualization Technology for Directed I/O`);
     h.step(`intel-iommu up (${this.path}): root table 0x${this.rootPa.toString(16)} in ${this.scalable ? 'scalable' : 'legacy'} mode, IR table 0x${this.irtPa.toString(16)}`);
@@ -297,15 +298,49 @@ export class IntelIommuDriver implements IommuDriver {
   attachDevice(bdf: string): void {
     if (!this.dmaRemapping) return;
     const sid = requesterId(bdf);
+    // Already in a domain of this kernel (its RMRR was mapped at init): the driver's DMA goes there too.
+    if (this.domains.has(sid) && !this.copied.has(sid)) return;
     let did = this.#nextDid;
     while (this.reservedDids.has(did) && did < capDomains(this.cap)) did++;
     this.#nextDid = did + 1;
     const aw = this.#agaw();
     const dom: Domain = { did, root: this.#alloc(4096), aw, iovaTop: iovaTopFor(this.h.machine, bdf) };
     this.domains.set(sid, dom);
+    // The RMRRs go into the page tables before the context entry makes the domain live (1c5ebba95b48, 4.9).
+    for (const r of rmrrsOf(this.h.machine, bdf)) this.#mapRmrr(dom, bdf, r);
     if (this.scalable) this.#attachScalable(sid, dom);
     else this.#attachLegacy(sid, dom);
     this.h.step(`intel-iommu: ${bdf} attached to domain ${did} (${aw + 2}-level tables at 0x${dom.root.toString(16)})`, { did, sid });
+  }
+
+  /**
+   * RMRRs from the DMAR table: each device with one gets a domain at init
+   * whose tables identity-map the range. A capture kernel that copied the old
+   * tables skips this (the 4.2-era "domains_done"; later, deferred attach):
+   * the copied context entries lead to the old kernel's identity maps.
+   */
+  #setupRmrrs(): void {
+    const h = this.h;
+    const devs = new Set(rmrrList(h.machine).map((r) => r.bdf));
+    for (const bdf of devs) {
+      for (const r of rmrrsOf(h.machine, bdf)) h.noteDmaBuffer(bdf, r.base, r.end + 1 - r.base, 'RMRR (firmware DMA)');
+      if (this.path === 'copied' && this.copied.has(requesterId(bdf))) {
+        h.step(`intel-iommu: RMRR of ${bdf} not mapped at init: its copied context entry still leads to the old kernel's identity map`, { device: bdf });
+        continue;
+      }
+      this.attachDevice(bdf);
+    }
+  }
+
+  /** domain_prepare_identity_map(): IOVA = physical address over the RMRR. */
+  #mapRmrr(dom: Domain, bdf: string, r: { base: number; end: number }): void {
+    const h = this.h;
+    // Later kernels leave this to the IOMMU core (reserved regions, direct-mapped), without the line (ref §2.7).
+    if (Number(/^(\d+)\./.exec(h.profile.release)?.[1] ?? 0) < 6) {
+      h.log.printk(`${this.#prefix}Setting identity map for device 0000:${bdf} [0x${r.base.toString(16)} - 0x${r.end.toString(16)}]`);
+    }
+    for (let a = r.base; a <= r.end; a += 4096) this.#mapPage(dom, a, a);
+    h.step(`intel-iommu: RMRR [0x${r.base.toString(16)} - 0x${r.end.toString(16)}] of ${bdf} identity-mapped in domain ${dom.did}`, { device: bdf, did: dom.did, base: r.base });
   }
 
   /** The context table for `bus`, allocated (and hung off the root) when absent; scalable: the half for `devfn`. */
@@ -460,6 +495,15 @@ function bdfOf(sid: number): string {
 
 /** IOVAs come from below 4 GiB first, and below the device's DMA mask. */
 function iovaTopFor(m: Machine, bdf: string): number {
-  const bits = m.config.nics.find((n) => n.bdf === bdf)?.dmaAddressBits ?? 64;
+  const bits = m.config.nics.find((n) => n.bdf === bdf)?.dmaAddressBits ?? m.config.storage?.find((n) => n.bdf === bdf)?.dmaAddressBits ?? 64;
   return Math.min(2 ** 32, 2 ** bits);
+}
+
+/** The RMRRs the firmware's DMAR table declares (one per storage controller that has one). */
+function rmrrList(m: Machine): { bdf: string; base: number; end: number }[] {
+  return (m.config.storage ?? []).flatMap((sc) => (sc.rmrr === undefined ? [] : [{ bdf: sc.bdf, base: sc.rmrr.base, end: sc.rmrr.end }]));
+}
+
+function rmrrsOf(m: Machine, bdf: string): { base: number; end: number }[] {
+  return rmrrList(m).filter((r) => r.bdf === bdf);
 }
