@@ -12,6 +12,8 @@ const hex = (n: number): string => `0x${n.toString(16)}`;
 
 /** Lines explaining the IOMMU's behaviour from the capture kernel's start on (empty when there is nothing to explain). */
 export function explainCaptureIommu(m: Machine, captureCpu: number): string[] {
+  // Only an IOMMU can have held on to what a capture kernel programmed.
+  if (m.amdIommu === undefined) return [];
   const ev = m.trace.events;
   const start = ev.findIndex((e) => e.source === 'crash-kernel' && e.kind === 'step' && e.detail.startsWith('capture kernel'));
   if (start < 0) return [];
