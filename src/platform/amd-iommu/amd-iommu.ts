@@ -17,7 +17,7 @@ import {
   EV_IO_PAGE_FAULT, EV_PAGE_TAB_HARDWARE_ERROR, EV_RMP_PAGE_FAULT, EVF_I, EVF_PE, EVF_PR, EVF_RW, EVF_RZ, type AmdIommuEvent,
 } from './event-log.js';
 import { decodeIrte, irteBytes, type InterruptRequest, type IrteFields, type RemapResult } from './interrupt-remapping-table.js';
-import { IommuMemory, type CBit } from './iommu-memory.js';
+import { IommuMemory, type CBit } from '../iommu-memory.js';
 import { walkIoPageTable } from './io-page-table.js';
 import { Iotlb, DEFAULT_IOTLB_CAPACITY } from './iotlb.js';
 import {

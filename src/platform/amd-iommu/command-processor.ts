@@ -8,7 +8,7 @@
 import type { EventHandle, VirtualClock } from '../clock.js';
 import { COMMAND_BYTES, decodeCommand, type AmdIommuCommand } from './command-buffer.js';
 import { baseAddress, ringEntries, RING_PTR_MASK } from './registers.js';
-import type { IommuMemory } from './iommu-memory.js';
+import type { IommuMemory } from '../iommu-memory.js';
 
 /** Virtual time the IOMMU takes per command. */
 export const COMMAND_DELAY_NS = 1_000;

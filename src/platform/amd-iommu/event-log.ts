@@ -6,7 +6,7 @@
 // flags, words 2-3 the address.
 
 import { baseAddress, ringEntries, RING_PTR_MASK } from './registers.js';
-import type { IommuMemory } from './iommu-memory.js';
+import type { IommuMemory } from '../iommu-memory.js';
 
 export const EVENT_BYTES = 16;
 

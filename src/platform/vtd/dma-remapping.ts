@@ -33,7 +33,7 @@ import {
 import { capMgaw, capSagaw, capSps, ECAP_DT, ECAP_PT, ECAP_SLTS } from './registers.js';
 import { LEGACY_ROOT_RESERVED_LO, SM_ROOT_RESERVED, rootEntryAddress } from './root-table.js';
 import { levelShift, levelsForAw, walkSecondLevel, widthForAw } from './second-level-table.js';
-import type { VtdMemory } from './vtd-memory.js';
+import type { IommuMemory } from '../iommu-memory.js';
 
 export type VtdTranslation =
   | { readonly ok: true; /** System address (may carry the C-bit). */ readonly addr: number; readonly translated: boolean }
@@ -59,7 +59,7 @@ interface Target {
 }
 
 export interface DmaRemapperHost {
-  readonly memory: VtdMemory;
+  readonly memory: IommuMemory;
   readonly cap: bigint;
   readonly ecap: bigint;
   /** The root table SRTP latched (not RTADDR as written since). */

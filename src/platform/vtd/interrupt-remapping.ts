@@ -14,7 +14,7 @@ import {
 } from './fault-reasons.js';
 import { decodeIrte, IRTE_BYTES, irteReservedProblem, sourceIdAllowed, type IrteFields } from './irte.js';
 import type { TraceEvent } from '../trace.js';
-import type { VtdMemory } from './vtd-memory.js';
+import type { IommuMemory } from '../iommu-memory.js';
 
 /** Address bit 4: the remappable interrupt format. */
 export const MSI_REMAPPABLE_FORMAT = 1 << 4;
@@ -40,7 +40,7 @@ export type IrteLookup =
   | { readonly ok: false; readonly index: number; readonly reason: number; readonly detail: string; readonly fpd: boolean };
 
 export interface InterruptRemapperHost {
-  readonly memory: VtdMemory;
+  readonly memory: IommuMemory;
   latchedIrta(): LatchedIrta;
   record(kind: string, detail: string, data?: TraceEvent['data']): void;
 }

@@ -9,14 +9,14 @@
 import type { EventHandle, VirtualClock } from '../clock.js';
 import { decodeDescriptor, type InvDescriptor } from './invalidation-descriptor.js';
 import { IQA_ADDR_MASK, IQA_DW, IQA_QS_MASK, IQ_PTR_MASK } from './registers.js';
-import type { VtdMemory } from './vtd-memory.js';
+import type { IommuMemory } from '../iommu-memory.js';
 
 export const DESCRIPTOR_DELAY_NS = 1_000;
 
 export type DescriptorOutcome = 'done' | 'invalid';
 
 export interface InvalidationQueueHost {
-  readonly memory: VtdMemory;
+  readonly memory: IommuMemory;
   /** GSTS.QIES. */
   enabled(): boolean;
   /** IQA.DW is honoured (scalable-mode parts). */

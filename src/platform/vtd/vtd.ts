@@ -32,7 +32,7 @@ import {
   REG_IEUADDR, REG_IQA, REG_IQER, REG_IQH, REG_IQT, REG_IRTA, REG_PMEN, REG_RTADDR, REG_VER, RTADDR_ADDR_MASK, RTADDR_SMT,
   VTD_MIN_MMIO_SIZE,
 } from './registers.js';
-import { VtdMemory, type VtdCBit } from './vtd-memory.js';
+import { IommuMemory, type CBit } from '../iommu-memory.js';
 
 const ALL64 = 0xffff_ffff_ffff_ffffn;
 const hex = (n: number | bigint): string => `0x${n.toString(16)}`;
@@ -70,7 +70,7 @@ export interface VtdDeps {
   readonly mc: MemoryController;
   readonly trace: Trace;
   /** The SME C-bit and its key, when the machine encrypts memory. */
-  readonly cbit?: VtdCBit;
+  readonly cbit?: CBit;
 }
 
 export interface VtdFault {
@@ -105,7 +105,7 @@ export class Vtd implements MmioDevice, InterruptRemappingUnit {
   readonly mmioSize: number;
   readonly iotlbRegOffset: number;
   readonly faultRegOffset: number;
-  readonly memory: VtdMemory;
+  readonly memory: IommuMemory;
   readonly faults: FaultRecorder;
   readonly dmaRemapper: DmaRemapper;
   readonly irRemapper: InterruptRemapper;
@@ -168,7 +168,7 @@ export class Vtd implements MmioDevice, InterruptRemappingUnit {
     for (let i = 0; i < nfr; i++) this.#is64.add(this.faultRegOffset + i * 16).add(this.faultRegOffset + i * 16 + 8);
     this.#trace = deps.trace;
     this.#onInterrupt = config.onInterrupt;
-    this.memory = new VtdMemory(deps.mc, this.name, deps.cbit);
+    this.memory = new IommuMemory(deps.mc, this.name, deps.cbit);
     this.faults = new FaultRecorder(nfr);
     const record = (kind: string, detail: string, data?: TraceEvent['data']): void => this.#record(kind, detail, data);
     this.dmaRemapper = new DmaRemapper({

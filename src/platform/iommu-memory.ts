@@ -1,16 +1,24 @@
-// The remapping unit's own path to memory: table walks, descriptor fetches
-// and invalidation-wait status writes. Addresses in its registers and
-// entries may carry the SME C-bit when the machine has memory encryption;
-// the bit selects the key exactly as it does for DMA (see dma-port.ts).
+// An IOMMU's own path to memory (AMD-Vi and VT-d alike): table walks,
+// command and descriptor fetches, event-log entries, completion and status
+// writes. Addresses it is given (base registers, table entries) may carry the
+// SME C-bit, as the kernel programs them; the bit selects the host key exactly
+// as it does for DMA.
 
-import type { MemoryController, WriteResult } from '../memory-controller.js';
+import type { MemoryController, WriteResult } from './memory-controller.js';
 
-export interface VtdCBit {
+/** The C-bit position and the key slot it selects, when memory encryption is on. */
+export interface CBit {
   readonly bit: number;
   readonly keyId: number;
 }
 
-export class VtdMemory {
+export interface Located {
+  /** Physical address with the C-bit removed. */
+  readonly pa: number;
+  readonly keyId: number;
+}
+
+export class IommuMemory {
   readonly mc: MemoryController;
   readonly requesterName: string;
   readonly #cbitValue: number | undefined;
@@ -18,25 +26,26 @@ export class VtdMemory {
   readonly #qword = new Uint8Array(8);
   readonly #qdv = new DataView(this.#qword.buffer);
 
-  constructor(mc: MemoryController, requesterName: string, cbit?: VtdCBit) {
+  constructor(mc: MemoryController, requesterName: string, cbit?: CBit) {
     this.mc = mc;
     this.requesterName = requesterName;
     this.#cbitValue = cbit === undefined ? undefined : 2 ** cbit.bit;
     this.#keyId = cbit?.keyId ?? 0;
   }
 
-  /** Splits an address into a physical address and the key its C-bit selects. */
-  locate(addr: number): { pa: number; keyId: number } {
+  /** Splits an address into physical address and key. */
+  locate(addr: number): Located {
     const c = this.#cbitValue;
     if (c !== undefined && Math.floor(addr / c) % 2 === 1) return { pa: addr - c, keyId: this.#keyId };
     return { pa: addr, keyId: 0 };
   }
 
+  /** The range lies inside DRAM (outside it the fabric master-aborts). */
   backed(pa: number, length: number): boolean {
     return Number.isSafeInteger(pa) && pa >= 0 && pa + length <= this.mc.dram.size;
   }
 
-  /** Fills `dst`; false (dst untouched) when there is no memory there. */
+  /** Reads `dst.length` bytes; false (dst untouched) when there is no memory there. */
   read(addr: number, dst: Uint8Array): boolean {
     const { pa, keyId } = this.locate(addr);
     if (!this.backed(pa, dst.length)) return false;
@@ -44,6 +53,7 @@ export class VtdMemory {
     return true;
   }
 
+  /** A little-endian 64-bit word, or undefined when there is no memory there. */
   readQword(addr: number): bigint | undefined {
     if (!this.read(addr, this.#qword)) return undefined;
     return this.#qdv.getBigUint64(0, true);
@@ -57,10 +67,14 @@ export class VtdMemory {
     return Array.from({ length: n }, (_, i) => dv.getBigUint64(i * 8, true));
   }
 
-  /** Writes as the unit (a status write); the memory controller's write guard applies. */
-  write(addr: number, data: Uint8Array): WriteResult | 'no-memory' {
+  /**
+   * Writes as the IOMMU. `ownStructure`: the IOMMU updating one of its own
+   * buffers (event log, completion-store page), which SNP firmware makes
+   * firmware-owned yet the IOMMU may still write, so the RMP check is skipped.
+   */
+  write(addr: number, data: Uint8Array, ownStructure = false): WriteResult | 'no-memory' {
     const { pa, keyId } = this.locate(addr);
     if (!this.backed(pa, data.length)) return 'no-memory';
-    return this.mc.write(pa, data, { kind: 'device', name: this.requesterName }, { keyId });
+    return this.mc.write(pa, data, { kind: 'device', name: this.requesterName }, { keyId, guardExempt: ownStructure });
   }
 }
