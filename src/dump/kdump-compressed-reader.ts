@@ -21,6 +21,7 @@ import {
 import { decodePrStatus, type PrStatus } from './prstatus.js';
 import { VmcoreInfo } from './vmcoreinfo.js';
 import type { PageStatus, PhysRange, VmcoreReader } from './vmcore-reader.js';
+import { readPhysByPages } from './read-phys.js';
 
 const MAX_NOTE_BYTES = 64 * 2 ** 20;
 const MAX_VMCOREINFO_BYTES = 1 << 20;
@@ -269,27 +270,7 @@ export class KdumpCompressedReader implements VmcoreReader {
   }
 
   readPhys(paddr: number, length: number): Uint8Array {
-    if (!Number.isSafeInteger(paddr) || paddr < 0 || !Number.isSafeInteger(length) || length < 0 || !Number.isSafeInteger(paddr + length)) {
-      throw new RangeError(`Cannot read physical memory of "${this.file}": address ${paddr} and length ${length} are not a valid range`);
-    }
-    const ps = this.pageSize;
-    const dst = new Uint8Array(length);
-    const page = new Uint8Array(ps);
-    let cursor = paddr;
-    while (cursor < paddr + length) {
-      const pfn = Math.floor(cursor / ps);
-      const st = this.readPage(pfn, page);
-      if (st === 'absent') {
-        throw new VmcoreFormatError(`Cannot read physical memory at ${hex(paddr)} of "${this.file}": address ${hex(cursor)} is not in the dump`, {
-          file: this.file, field: 'paddr',
-        });
-      }
-      const inPage = cursor - pfn * ps;
-      const n = Math.min(ps - inPage, paddr + length - cursor);
-      dst.set(page.subarray(inPage, inPage + n), cursor - paddr);
-      cursor += n;
-    }
-    return dst;
+    return readPhysByPages(this, paddr, length);
   }
 
   close(): void {

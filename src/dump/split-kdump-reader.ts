@@ -11,6 +11,7 @@ import type { ElfNote } from './elf-note.js';
 import { KdumpCompressedReader } from './kdump-compressed-reader.js';
 import type { PrStatus } from './prstatus.js';
 import type { PageStatus, PhysRange, VmcoreReader } from './vmcore-reader.js';
+import { readPhysByPages } from './read-phys.js';
 import type { VmcoreInfo } from './vmcoreinfo.js';
 
 export class SplitKdumpReader implements VmcoreReader {
@@ -94,26 +95,7 @@ export class SplitKdumpReader implements VmcoreReader {
   }
 
   readPhys(paddr: number, length: number): Uint8Array {
-    if (!Number.isSafeInteger(paddr) || paddr < 0 || !Number.isSafeInteger(length) || length < 0 || !Number.isSafeInteger(paddr + length)) {
-      throw new RangeError(`Cannot read physical memory of "${this.file}": address ${paddr} and length ${length} are not a valid range`);
-    }
-    const ps = this.pageSize;
-    const dst = new Uint8Array(length);
-    const page = new Uint8Array(ps);
-    let cursor = paddr;
-    while (cursor < paddr + length) {
-      const pfn = Math.floor(cursor / ps);
-      if (this.readPage(pfn, page) === 'absent') {
-        throw new VmcoreFormatError(`Cannot read physical memory at ${hex(paddr)} of "${this.file}": address ${hex(cursor)} is not in the dump`, {
-          file: this.file, field: 'paddr',
-        });
-      }
-      const inPage = cursor - pfn * ps;
-      const n = Math.min(ps - inPage, paddr + length - cursor);
-      dst.set(page.subarray(inPage, inPage + n), cursor - paddr);
-      cursor += n;
-    }
-    return dst;
+    return readPhysByPages(this, paddr, length);
   }
 
   close(): void {
