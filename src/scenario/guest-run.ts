@@ -4,7 +4,11 @@
 // brings its APs up, runs a workload, loads a capture kernel, panics, and
 // the capture kernel brings its APs up and reads the old kernel's memory
 // through the guest key. The oracle compares every page the first kernel
-// wrote with what the capture kernel read. The verdict comes from what the
+// wrote with what the capture kernel read. With `guest.kexecReboot` the
+// first kernel instead does a plain `kexec -e` into a second full kernel
+// (machine_shutdown: APs parked or destroyed, SNP memory unshared), which
+// brings every AP up again, runs its own workload and is the one that
+// panics; the oracle then checks that kernel's pages. The verdict comes from what the
 // models did: a refused load, a VM the guest had terminated, a dump.
 //
 // The oracle checks the capture kernel's reads; with a vmcore path they are
@@ -18,7 +22,7 @@ import { SevGuestVm } from '../platform/hv/sev-guest-vm.js';
 import { guestFirmwareImage, installGuestFirmware, startApsIntoResetHold, type GuestFirmwareConfig } from '../platform/hv/guest-firmware.js';
 import { formatTimestamp } from '../kernel/dmesg.js';
 import { kernelProfile } from '../kernel/profile.js';
-import { GuestKernel, seededPage, type DumpOutcome } from '../kernel/guest/guest-kernel.js';
+import { GuestKernel, seededPage, type BootResult, type DumpOutcome } from '../kernel/guest/guest-kernel.js';
 import { snpKexecBegin, snpKexecFinish } from '../kernel/guest/snp-kexec.js';
 import { CRASH_REGION_BYTES, FW_AP_CODE, FW_AP_GHCBS, FW_JUMP_TABLE_HIGH, FW_JUMP_TABLE_LOW, PAGE } from '../kernel/guest/layout.js';
 import { writeGuestVmcore } from '../kernel/guest/guest-vmcore.js';
@@ -89,7 +93,13 @@ export function runGuestScenario(s: Scenario, opts: RunOptions = {}, watch?: (vm
   let panicNs = 0;
   let vmcore: RunResult['vmcore'] = null;
 
-  const finish = (verdict: Verdict, report: OracleReport): RunResult => assemble(s, seed, m, first, crash, verdict, report, chainExtra, crashStartNs, panicNs, vmcore);
+  /** The kernels that ran, in order; the last is the one that panics. */
+  const kernels = [first];
+  const finish = (verdict: Verdict, report: OracleReport): RunResult => assemble(s, seed, m, kernels, crash, verdict, report, chainExtra, crashStartNs, panicNs, vmcore);
+  // The SNP enc_kexec hooks (no-ops for SEV-ES and for kernels without them).
+  const snpHooks = (k: GuestKernel): boolean => k.isSnp && k.profile.mechanisms.snpGuestKexec !== 'none';
+  const begin = (k: GuestKernel): BootResult => snpHooks(k) ? snpKexecBegin(k) : { ok: true };
+  const end = (k: GuestKernel): BootResult => snpHooks(k) ? snpKexecFinish(k) : { ok: true };
 
   const boot = first.boot();
   if (!boot.ok) {
@@ -97,8 +107,32 @@ export function runGuestScenario(s: Scenario, opts: RunOptions = {}, watch?: (vm
     return finish('first-kernel-failed', oracleReport(truth, captured, vm, crashBase));
   }
   truth = first.runWorkload(g.workloadPages);
+  let kernel = first;
+  if (g.kexecReboot) {
+    // kexec -l, then kexec -e into a second full kernel of the kexec profile.
+    const next = new GuestKernel(vm, { profile: kernelProfile(g.kexecProfile ?? g.profile), role: 'kexec', crashBase, seed: seed + 2 });
+    let nextBoot: BootResult | undefined;
+    const l = first.kexecLoad(seededPage(seed ^ 0x6e78, 0), () => { nextBoot = next.boot(); }, 'reboot');
+    if (!l.ok) {
+      chainExtra.push(`kexec -l refused: ${l.reason} (-${l.errno})`);
+      return finish('kexec-refused', oracleReport(truth, captured, vm, crashBase));
+    }
+    m.clock.advance(1_000_000);
+    const e = first.kexecReboot({ begin, finish: end });
+    kernels.push(next);
+    const booted: BootResult = !e.ok ? e : nextBoot ?? { ok: false, reason: 'the BSP did not reach its entry' };
+    if (!booted.ok) {
+      const why = booted.reason;
+      chainExtra.push(`kexec -e: the kexec'd kernel did not come up: ${why}`);
+      return finish('first-kernel-failed', oracleReport(truth, captured, vm, crashBase));
+    }
+    const down = vm.vcpus.filter((v) => !next.online.has(v.index)).map((v) => v.index);
+    chainExtra.push(`kexec -e: the kexec'd kernel runs with ${next.online.size} of ${vm.vcpus.length} CPUs online${down.length > 0 ? ` (CPU ${down.join(', ')} never came up)` : ''}`);
+    kernel = next;
+    truth = next.runWorkload(g.workloadPages);
+  }
   const image = seededPage(seed ^ 0xc7a5, 0);
-  const load = first.kexecLoad(image, () => {
+  const load = kernel.kexecLoad(image, () => {
     crashStartNs = m.clock.now;
     const b = crash.boot();
     if (!b.ok) {
@@ -113,13 +147,9 @@ export function runGuestScenario(s: Scenario, opts: RunOptions = {}, watch?: (vm
   }
   m.clock.advance(1_000_000);
   panicNs = m.clock.now;
-  first.panic((k) => {
-    if (k.isSnp && k.profile.mechanisms.snpGuestKexec !== 'none') {
-      const b = snpKexecBegin(k);
-      if (!b.ok) return b;
-      return snpKexecFinish(k);
-    }
-    return { ok: true };
+  kernel.panic((k) => {
+    const b = begin(k);
+    return b.ok ? end(k) : b;
   });
 
   const report = oracleReport(truth, captured, vm, crashBase);
@@ -140,7 +170,7 @@ export function runGuestScenario(s: Scenario, opts: RunOptions = {}, watch?: (vm
   chainExtra.push(`oracle: ${report.pagesCorrect} of ${report.pagesExpected} pages correct${report.pagesCiphertext ? `, ${report.pagesCiphertext} captured as ciphertext` : ''}${report.pagesWrong ? `, ${report.pagesWrong} wrong` : ''}${report.pagesMissing ? `, ${report.pagesMissing} missing` : ''}`);
   const complete = report.pagesMissing === 0 && report.pagesWrong === 0 && report.pagesCiphertext === 0;
   if (opts.vmcorePath !== undefined) {
-    const w = writeGuestVmcore(opts.vmcorePath, { release: first.profile.release, crashTime: panicNs / 1e9, pages: captured, top: crashBase });
+    const w = writeGuestVmcore(opts.vmcorePath, { release: kernel.profile.release, crashTime: panicNs / 1e9, pages: captured, top: crashBase });
     vmcore = { path: opts.vmcorePath, format: 'elf', size: w.fileSize, bytesWritten: w.bytesWritten };
     chainExtra.push(`vmcore written to ${opts.vmcorePath} (ELF, ${w.pagesWritten} non-zero pages)`);
   }
@@ -200,7 +230,7 @@ function oracleReport(truth: ReadonlyMap<number, Uint8Array>, captured: Readonly
 }
 
 function assemble(
-  s: Scenario, seed: number, m: Machine, first: GuestKernel, crash: GuestKernel, verdict: Verdict, oracle: OracleReport,
+  s: Scenario, seed: number, m: Machine, kernels: readonly GuestKernel[], crash: GuestKernel, verdict: Verdict, oracle: OracleReport,
   chainExtra: string[], crashStartNs: number | null, panicNs: number, vmcore: RunResult['vmcore'],
 ): RunResult {
   const chain = m.trace.events
@@ -213,10 +243,10 @@ function assemble(
     seed,
     verdict,
     chain,
-    logs: { firstKernel: first.log.formatted(), crashKernel: crash.log.formatted() },
+    logs: { firstKernel: kernels.flatMap((k) => k.log.formatted()), crashKernel: crash.log.formatted() },
     oracle,
     metrics: {
-      firstKernelBootedNs: m.trace.events.find((e) => e.kind === 'step' && e.source === first.source && /CPUs online/.test(e.detail))?.t ?? 0,
+      firstKernelBootedNs: m.trace.events.find((e) => e.kind === 'step' && e.source === kernels[0]!.source && /CPUs online/.test(e.detail))?.t ?? 0,
       panicNs,
       crashKernelStartNs: crashStartNs,
       vmcoreSavedNs: null,

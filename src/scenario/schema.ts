@@ -187,8 +187,9 @@ export const scenarioSchema = z.strictObject({
     ghcbVersion: z.number().int().min(1).max(2).default(2).describe('Highest GHCB protocol version the hypervisor offers (it offers 1..this)'),
     jumpTableAbove4G: z.boolean().default(false).describe('SEV-ES: the guest firmware puts the AP jump table at GPA 4 GiB (guest.memory must reach past it)'),
     profile: profileId.default('linux-6.18').describe('The guest kernel that boots and panics'),
-    kexecProfile: profileId.optional().describe('The capture kernel it kexecs into (default: the same)'),
+    kexecProfile: profileId.optional().describe('The kernel it kexecs into: the capture kernel, and with kexecReboot also the kernel kexec -e starts (default: the same)'),
     workloadPages: z.number().int().min(0).max(2048).default(256).describe('Private pages the guest workload fills: the oracle checks each'),
+    kexecReboot: z.boolean().default(false).describe('The first kernel does a plain kexec -e into a kernel of kexecProfile, which brings its APs up, runs the workload and is the one that panics and kdumps'),
   }).optional().describe('Run one SEV-ES or SNP guest instead of a host: the guest kernel boots, panics and kdumps inside the encrypted VM'),
   expect: expectSchema.optional(),
 });

@@ -169,6 +169,130 @@ describe('SNP guest kexec', () => {
   });
 });
 
+describe('SEV-ES guest kexec -e: the RFC parks the AP on kexec, the kexec\'d kernel wakes it at its reset vector, and its kdump is complete', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kdumpsim-guest-reboot-'));
+  const path = join(dir, 'vmcore');
+  let vm: SevGuestVm | undefined;
+  const r = runGuestScenario(loadScenarioFile('scenarios/sev-es-guest-kexec-rfc-reboot.yaml'), { vmcorePath: path }, (v) => { vm = v; });
+  const kexecAt = stepIndex(r, 'kexec -e on vCPU 0: machine_shutdown');
+  const newKernelAt = stepIndex(r, 'guest kexec\'d kernel');
+  const panicAt = stepIndex(r, 'panic on vCPU 0');
+  const AP_MSR = of(r, 'ghcb-msr', AP);
+
+  it('the AP is parked with MSR 0x006 during kexec -e and each kernel\'s SIPI ends a hold (0x007, result 1)', () => {
+    expect(AP_MSR.map((e) => [e.data?.['request'], e.data?.['response'] ?? null, e.data?.['result'] ?? null])).toEqual([
+      [0x002, 0x001, null], // firmware: SEV_INFO
+      [0x006, null, null], [0x006, 0x007, 1], // firmware hold, woken by the first kernel
+      [0x006, null, null], [0x006, 0x007, 1], // the blob's hold on kexec -e, woken by the kexec'd kernel
+      [0x006, null, null], [0x006, 0x007, 1], // the blob's hold on panic, woken by the crash kernel
+    ]);
+    const parkOnKexec = AP_MSR[3]!;
+    const at = r.trace.indexOf(parkOnKexec);
+    expect(kexecAt).toBeGreaterThan(0);
+    expect(at).toBeGreaterThan(kexecAt);
+    expect(at).toBeLessThan(newKernelAt);
+    const park = of(r, 'ap-park');
+    expect(park).toHaveLength(2);
+    expect(r.trace.indexOf(park[0]!)).toBeGreaterThan(stepIndex(r, 'stop_other_cpus: REBOOT_VECTOR IPI to CPU 1'));
+    expect(r.trace.indexOf(park[0]!)).toBeLessThan(newKernelAt);
+    expect(of(r, 'nmi').every((e) => r.trace.indexOf(e) > panicAt)).toBe(true);
+    expect(of(r, 'vcpu-state', AP).map((e) => e.data?.['to'])).toEqual(['running', 'reset-hold', 'running', 'reset-hold', 'running', 'reset-hold', 'running']);
+  });
+
+  it('the kexec\'d kernel writes reset vector 0xa00:0x40 and the woken AP reads exactly those bytes, far-jumps to 0xa040 and calls in', () => {
+    const wrote = r.trace.find((e) => e.kind === 'step' && e.source === 'guest-kexec-kernel' && e.detail.startsWith('AP jump table at GPA'))!;
+    expect(wrote.data).toMatchObject({ table: FW_JUMP_TABLE_LOW, ip: 0x40, cs: 0xa00 });
+    const reads = of(r, 'ap-jump-table-vector', AP);
+    expect(reads.map((e) => e.data?.['bytes'])).toEqual(['40 00 00 08', '40 00 00 0a', '40 00 00 09']);
+    const read = reads[1]!;
+    expect(read.data).toMatchObject({ table: FW_JUMP_TABLE_LOW, ip: 0x40, cs: 0xa00, start: 0xa040, via: 'blob' });
+    expect(r.trace.indexOf(wrote)).toBeLessThan(r.trace.indexOf(read));
+    expect(r.trace.indexOf(read)).toBeGreaterThan(newKernelAt);
+    const jumpAfter = r.trace.slice(r.trace.indexOf(read)).find((e) => e.kind === 'jump' && e.source === AP)!;
+    expect(jumpAfter.data).toMatchObject({ gpa: 0xa040 });
+    expect(stepIndex(r, 'CPU 1 called in (kexec\'d kernel trampoline')).toBeGreaterThan(r.trace.indexOf(jumpAfter));
+  });
+
+  it('every CPU is online in the kexec\'d kernel before it panics', () => {
+    const online = r.trace.find((e) => e.kind === 'step' && e.source === 'guest-kexec-kernel' && e.detail.endsWith('CPUs online'))!;
+    expect(online.data).toMatchObject({ online: 2, vcpus: 2 });
+    expect(r.trace.indexOf(online)).toBeLessThan(panicAt);
+    expect(r.chain).toContain('kexec -e: the kexec\'d kernel runs with 2 of 2 CPUs online');
+    expect(r.logs.firstKernel.some((l) => l.endsWith('kexec_core: Starting new kernel'))).toBe(true);
+  });
+
+  it('the capture kernel reads every page of the kexec\'d kernel correctly (its own bytes, not the first kernel\'s)', () => {
+    expect(r.verdict).toBe('dump-complete');
+    expect(r.oracle).toMatchObject({ pagesExpected: 272, pagesCorrect: 272, pagesWrong: 0, pagesMissing: 0, pagesCiphertext: 0 });
+    expect(vm!.vcpus[1]!.runState).toBe('running');
+    const v = openVmcore(path);
+    try {
+      const got = Buffer.from(v.readPhys(WORKLOAD, 4096)).toString('hex');
+      expect(got).toBe(Buffer.from(seededPage(r.seed + 2, 0)).toString('hex'));
+      expect(got).not.toBe(Buffer.from(seededPage(r.seed, 0)).toString('hex'));
+    } finally {
+      v.close();
+    }
+    expect(r.expectation?.met).toBe(true);
+  });
+
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+});
+
+describe('SEV-ES guest kexec -e on a refusing kernel', () => {
+  it('kexec -l fails with -ENOSYS in machine_kexec_prepare, nothing is shut down and the AP keeps running', () => {
+    const { r, vm } = run('sev-es-guest-kexec-mainline-reboot');
+    expect(r.verdict).toBe('kexec-refused');
+    expect(r.chain.some((c) => c.includes('kexec_file_load (kexec -l): machine_kexec_prepare() returns -ENOSYS'))).toBe(true);
+    expect(stepIndex(r, 'kexec -e on vCPU')).toBe(-1);
+    expect(of(r, 'ap-park')).toHaveLength(0);
+    expect(vm.vcpus[1]!.runState).toBe('running');
+    expect(r.expectation?.met).toBe(true);
+  });
+});
+
+describe('SNP guest kexec -e (6.18): unshare and AP_DESTROY on kexec, AP CREATE in the kexec\'d kernel, then a complete kdump', () => {
+  const { r, vm } = run('snp-guest-kexec-reboot');
+  const newKernelAt = stepIndex(r, 'guest kexec\'d kernel');
+
+  it('every page the first kernel shared is private again before the kexec\'d kernel starts, GHCBs last over MSR 0x014', () => {
+    const before = r.trace.slice(0, newKernelAt);
+    const shared = new Set(before.filter((e) => e.kind === 'page-state' && e.data?.['op'] === PSC_OP_SHARED).map((e) => e.data?.['gpa']));
+    expect(shared.size).toBe(5);
+    for (const gpa of shared) {
+      const last = before.filter((e) => e.kind === 'page-state' && e.data?.['gpa'] === gpa).at(-1)!;
+      expect([gpa, last.data?.['op']]).toEqual([gpa, PSC_OP_PRIVATE]);
+    }
+    const msrPsc = before.filter((e) => e.kind === 'ghcb-msr' && e.data?.['request'] === 0x014);
+    expect(msrPsc.slice(-2).map((e) => [e.data?.['response'], e.data?.['op'], e.data?.['error']])).toEqual([[0x015, PSC_OP_PRIVATE, 0], [0x015, PSC_OP_PRIVATE, 0]]);
+    expect(stepIndex(r, 'snp_kexec_begin')).toBeLessThan(stepIndex(r, 'stop_other_cpus: REBOOT_VECTOR IPI to CPU 1'));
+  });
+
+  it('the AP is destroyed on kexec -e and created again by the kexec\'d kernel, which runs with every CPU', () => {
+    const creation = of(r, 'ghcb-nae').filter((e) => e.data?.['exitCode'] === SVM_VMGEXIT_AP_CREATION);
+    expect(creation.map((e) => e.data?.['event'])).toEqual([1, 2, 1, 2, 1]);
+    expect(r.trace.indexOf(creation[1]!)).toBeLessThan(newKernelAt);
+    expect(r.trace.indexOf(creation[2]!)).toBeGreaterThan(newKernelAt);
+    expect(of(r, 'vcpu-state', AP).map((e) => e.data?.['to'])).toEqual(['running', 'halted', 'no-vmsa', 'running', 'halted', 'no-vmsa', 'running']);
+    expect(stepIndex(r, 'CPU 1 called in (kexec\'d kernel trampoline at GPA 0xa000)')).toBeGreaterThan(newKernelAt);
+    const online = r.trace.find((e) => e.kind === 'step' && e.source === 'guest-kexec-kernel' && e.detail.endsWith('CPUs online'))!;
+    expect(online.data).toMatchObject({ online: 2, vcpus: 2 });
+  });
+
+  it('the kdump after it reads every page correctly and every old page ends assigned and validated', () => {
+    const crashBase = vm.memoryBytes - CRASH_REGION_BYTES;
+    const bad: number[] = [];
+    for (let gpa = 0; gpa < crashBase; gpa += 4096) {
+      const e = readRmpEntry(vm.machine.mc, vm.machine.rmp!, (vm.hostBase + gpa) / 4096);
+      if (!(e.assigned && e.validated && e.asid === vm.asid)) bad.push(gpa);
+    }
+    expect(bad).toEqual([]);
+    expect(r.verdict).toBe('dump-complete');
+    expect(r.oracle).toMatchObject({ pagesExpected: 272, pagesCorrect: 272, pagesWrong: 0, pagesMissing: 0 });
+    expect(r.expectation?.met).toBe(true);
+  });
+});
+
 describe('the guest capture kernel\'s vmcore', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kdumpsim-guest-'));
   const path = join(dir, 'vmcore');

@@ -4,7 +4,9 @@
 // GHCB MSR and VMGEXIT, PVALIDATE and RMPADJUST (SNP), and INIT/SIPI through
 // its local APIC. Which kexec mechanisms it has comes from its profile
 // (`sevEsGuestKexec`, `snpGuestKexec`). The same class serves as the first
-// kernel and as the crash kernel the first one kexecs into on panic.
+// kernel, as a kernel a plain `kexec -e` boots into (role 'kexec': a full
+// kernel like the first, with its own trampoline), and as the crash kernel a
+// kernel kexecs into on panic.
 //
 // Modelling choices (ours): an online AP sits in the idle loop as a running
 // vCPU, so the panic path can run the NMI stop handler on it directly (the
@@ -31,7 +33,7 @@ import { hex } from '../../util/hex.js';
 import { msrCall, ghcbCall } from './ghcb-calls.js';
 import { apJumpTableBlob, placeApJumpTableBlob } from './ap-jump-table-blob.js';
 import {
-  PAGE, FIRST_TRAMPOLINE, CRASH_TRAMPOLINE, SEV_ES_TRAMPOLINE_IP, BSS_DECRYPTED, FIRST_VMSAS, WORKLOAD, KERNEL_TEXT,
+  PAGE, FIRST_TRAMPOLINE, CRASH_TRAMPOLINE, KEXEC_TRAMPOLINE, KEXEC_IMAGE, SEV_ES_TRAMPOLINE_IP, BSS_DECRYPTED, FIRST_VMSAS, WORKLOAD, KERNEL_TEXT,
   CRASH_IMAGE_OFF, CRASH_GHCB_OFF, CRASH_VMSAS_OFF, ghcbOf, backupGhcbOf, resetVectorOf,
 } from './layout.js';
 
@@ -43,7 +45,9 @@ export const AP_BOOT_TIMEOUT_NS = 10_000_000_000;
 /** Pages of kernel text the first kernel's image covers (stand-in content, checked by the oracle). */
 export const KERNEL_TEXT_PAGES = 16;
 
-export type GuestRole = 'first' | 'crash';
+export type GuestRole = 'first' | 'kexec' | 'crash';
+/** What `kexec_file_load` loads: a capture kernel (`kexec -p`) or the next kernel for `kexec -e` (`kexec -l`). */
+export type KexecKind = 'crash' | 'reboot';
 
 export interface GuestKernelConfig {
   readonly profile: KernelProfile;
@@ -89,6 +93,8 @@ export class GuestKernel {
   ghcbsUsable = true;
   /** The capture kernel to enter on panic (set by kexec_load). */
   crashEntry: number | undefined;
+  /** The kernel `kexec -e` enters (set by kexec_load of a reboot image). */
+  rebootEntry: number | undefined;
 
   constructor(vm: SevGuestVm, cfg: GuestKernelConfig) {
     this.vm = vm;
@@ -97,7 +103,7 @@ export class GuestKernel {
     this.crashBase = cfg.crashBase;
     this.seed = cfg.seed;
     this.log = new KernelLog(vm.machine.clock);
-    this.source = cfg.role === 'first' ? 'guest-kernel' : 'guest-crash-kernel';
+    this.source = { first: 'guest-kernel', kexec: 'guest-kexec-kernel', crash: 'guest-crash-kernel' }[cfg.role];
     this.bsp = vm.vcpus[0]!;
   }
 
@@ -105,17 +111,27 @@ export class GuestKernel {
     return this.vm.type === 'snp';
   }
 
-  get trampoline(): number {
-    return this.role === 'first' ? FIRST_TRAMPOLINE : CRASH_TRAMPOLINE;
+  /** A full kernel (the first one, or one a kexec reboot started), not a capture kernel in its reservation. */
+  get isFull(): boolean {
+    return this.role !== 'crash';
   }
 
-  /** The BSP's GHCB: the first kernel's per-CPU one, or the crash kernel's own in its reservation. */
+  get trampoline(): number {
+    return { first: FIRST_TRAMPOLINE, kexec: KEXEC_TRAMPOLINE, crash: CRASH_TRAMPOLINE }[this.role];
+  }
+
+  /** How the trace names this kernel. */
+  get title(): string {
+    return { first: 'kernel', kexec: 'kexec\'d kernel', crash: 'crash kernel' }[this.role];
+  }
+
+  /** The BSP's GHCB: a full kernel's per-CPU one, or the crash kernel's own in its reservation. */
   get ghcb(): number {
-    return this.role === 'first' ? ghcbOf(0) : this.crashBase + CRASH_GHCB_OFF;
+    return this.isFull ? ghcbOf(0) : this.crashBase + CRASH_GHCB_OFF;
   }
 
   get perCpuGhcbs(): number[] {
-    return this.role === 'first' ? this.vm.vcpus.map((v) => ghcbOf(v.index)) : [this.ghcb];
+    return this.isFull ? this.vm.vcpus.map((v) => ghcbOf(v.index)) : [this.ghcb];
   }
 
   step(text: string, data?: Record<string, number | string | boolean>): void {
@@ -138,7 +154,7 @@ export class GuestKernel {
   boot(): BootResult {
     const p = this.profile;
     this.printk(p.banner);
-    this.step(`${this.role === 'first' ? 'guest kernel' : 'guest crash kernel'} ${p.release} starts on vCPU ${this.bsp.index}`);
+    this.step(`guest ${this.title} ${p.release} starts on vCPU ${this.bsp.index}`);
     const status = this.bsp.cpu.rdmsr(MSR_AMD64_SEV);
     const names = ['SEV', ...(status & 2n ? ['SEV-ES'] : []), ...(status & 4n ? ['SEV-SNP'] : [])].join(' ');
     this.printk(p.mechanisms.memEncryptBanner === 'features' ? `Memory Encryption Features active: AMD ${names}` : `AMD Memory Encryption Features active: ${names}`);
@@ -152,7 +168,7 @@ export class GuestKernel {
     }
     const g = this.setupGhcbs();
     if (!g.ok) return g;
-    if (this.role === 'first') this.loadImage();
+    if (this.isFull) this.loadImage();
     this.placeTrampoline();
     if (!this.isSnp) {
       const jt = this.setupJumpTable();
@@ -204,7 +220,7 @@ export class GuestKernel {
   }
 
   setupGhcbs(): BootResult {
-    const pages = this.role === 'first'
+    const pages = this.isFull
       ? this.vm.vcpus.flatMap((v) => [ghcbOf(v.index), backupGhcbOf(v.index)])
       : [this.ghcb];
     for (const gpa of pages) {
@@ -212,12 +228,12 @@ export class GuestKernel {
       if (!r.ok) return r;
       this.shared.add(gpa);
     }
-    if (this.role === 'first') {
+    if (this.isFull) {
       const r = this.makeShared(BSS_DECRYPTED);
       if (!r.ok) return r;
       this.bssDecrypted.add(BSS_DECRYPTED);
     }
-    this.step(`GHCBs mapped shared: ${pages.map(hex).join(', ')}${this.role === 'first' ? `; .bss..decrypted at ${hex(BSS_DECRYPTED)}` : ''}`,
+    this.step(`GHCBs mapped shared: ${pages.map(hex).join(', ')}${this.isFull ? `; .bss..decrypted at ${hex(BSS_DECRYPTED)}` : ''}`,
       { pages: pages.length });
     if (this.isSnp) {
       // SNP: the GHCB must be registered before the hypervisor serves it.
@@ -238,17 +254,17 @@ export class GuestKernel {
 
   /** The real-mode trampoline; its SEV-ES/SNP entry brings an AP online in this kernel. */
   placeTrampoline(): void {
-    const bytes = seededPage(this.seed ^ (this.role === 'first' ? 0x7a3b : 0x7c4d), 0).subarray(0, 0x100);
+    const bytes = seededPage(this.seed ^ { first: 0x7a3b, kexec: 0x7b3c, crash: 0x7c4d }[this.role], 0).subarray(0, 0x100);
     this.bsp.write(this.trampoline, bytes, { encrypted: true });
     const entry = this.trampoline + SEV_ES_TRAMPOLINE_IP;
-    this.vm.code.place(entry, `${this.role === 'first' ? 'kernel' : 'crash kernel'} trampoline (sev_es_trampoline_start)`,
+    this.vm.code.place(entry, `${this.title} trampoline (sev_es_trampoline_start)`,
       bytes.subarray(SEV_ES_TRAMPOLINE_IP), (v) => this.apCallIn(v));
   }
 
   /** An AP reached this kernel's 64-bit code: it calls in and goes idle. */
   apCallIn(v: Vcpu): void {
     this.online.add(v.index);
-    this.step(`CPU ${v.index} called in (${this.role === 'first' ? 'kernel' : 'crash kernel'} trampoline at GPA ${hex(this.trampoline)})`, { vcpu: v.index });
+    this.step(`CPU ${v.index} called in (${this.title} trampoline at GPA ${hex(this.trampoline)})`, { vcpu: v.index });
   }
 
   /**
@@ -327,7 +343,7 @@ export class GuestKernel {
       this.step(`CPU ${ap.index}: the hypervisor offers no SNP AP creation (-EOPNOTSUPP)`, { vcpu: ap.index });
       return;
     }
-    const base = this.role === 'first' ? FIRST_VMSAS : this.crashBase + CRASH_VMSAS_OFF;
+    const base = this.isFull ? FIRST_VMSAS : this.crashBase + CRASH_VMSAS_OFF;
     const vmsa = base + ap.index * 2 * PAGE + PAGE;
     const sevFeatures = this.bsp.cpu.rdmsr(MSR_AMD64_SEV) >> 2n;
     const w = this.bsp.write(vmsa, encodeVmsa(startVmsaState(this.trampoline + SEV_ES_TRAMPOLINE_IP, sevFeatures)), { encrypted: true });
@@ -379,29 +395,59 @@ export class GuestKernel {
   }
 
   /**
-   * kexec_file_load of the capture kernel: machine_kexec_prepare() first asks
-   * whether kexec can work here, then the segments are written into the
-   * reservation with the C-bit set (a guest's kexec pages are encrypted).
+   * kexec_file_load of a capture kernel (`kind` 'crash', into the
+   * reservation) or of the next kernel for `kexec -e` ('reboot', staged in
+   * free memory): machine_kexec_prepare() first asks whether kexec can work
+   * here, for either kind, then the segments are written with the C-bit set
+   * (a guest's kexec pages are encrypted).
    */
-  kexecLoad(image: Uint8Array, onEntry: (v: Vcpu) => void): KexecLoadResult {
+  kexecLoad(image: Uint8Array, onEntry: (v: Vcpu) => void, kind: KexecKind = 'crash'): KexecLoadResult {
     const m = this.profile.mechanisms;
+    const cmd = kind === 'crash' ? 'kexec -p' : 'kexec -l';
     if (!this.isSnp && this.vm.vcpus.length > 1) {
       if (m.sevEsGuestKexec === 'refuse') {
-        this.step('kexec_file_load: machine_kexec_prepare() returns -ENOSYS: guest state is encrypted (CC_ATTR_GUEST_STATE_ENCRYPT)');
+        this.step(`kexec_file_load (${cmd}): machine_kexec_prepare() returns -ENOSYS: guest state is encrypted (CC_ATTR_GUEST_STATE_ENCRYPT)`);
         return { ok: false, errno: 'ENOSYS', reason: 'SEV-ES guest: kexec disabled' };
       }
       if (m.sevEsGuestKexec === 'ap-jump-table' && !this.blobInstalled) {
-        this.step('kexec_file_load: sev_kexec_supported() is false (no AP jump table blob): -ENOSYS');
+        this.step(`kexec_file_load (${cmd}): sev_kexec_supported() is false (no AP jump table blob): -ENOSYS`);
         return { ok: false, errno: 'ENOSYS', reason: 'SEV-ES guest: APs cannot be parked' };
       }
     }
-    const entry = this.crashBase + CRASH_IMAGE_OFF;
+    const entry = kind === 'crash' ? this.crashBase + CRASH_IMAGE_OFF : KEXEC_IMAGE;
     const w = this.bsp.write(entry, image, { encrypted: true });
     if (!w.ok) return { ok: false, errno: 'ENOSYS', reason: w.detail };
-    this.vm.code.place(entry, 'crash kernel entry', image, onEntry);
-    this.crashEntry = entry;
-    this.step(`kexec_file_load: crash kernel loaded at GPA ${hex(entry)} (C-bit set)`, { entry });
+    this.vm.code.place(entry, kind === 'crash' ? 'crash kernel entry' : 'kexec\'d kernel entry', image, onEntry);
+    if (kind === 'crash') this.crashEntry = entry;
+    else this.rebootEntry = entry;
+    this.step(`kexec_file_load: ${kind === 'crash' ? 'crash kernel' : 'kernel for kexec -e'} loaded at GPA ${hex(entry)} (C-bit set)`, { entry, kind });
     return { ok: true, entry };
+  }
+
+  /**
+   * `kexec -e`: kernel_kexec() -> machine_shutdown() -> machine_kexec().
+   * native_machine_shutdown() runs enc_kexec_begin while every CPU still
+   * runs, stops the other CPUs (each runs stop_this_cpu(), which under the
+   * RFC parks an SEV-ES AP on the AP jump table exactly as on panic), runs
+   * enc_kexec_finish, and relocate_kernel jumps to the new kernel.
+   */
+  kexecReboot(hooks: { begin: (k: GuestKernel) => BootResult; finish: (k: GuestKernel) => BootResult }): BootResult {
+    if (this.rebootEntry === undefined) return { ok: false, reason: 'kexec -e: no kernel loaded' };
+    this.step(`kexec -e on vCPU ${this.bsp.index}: machine_shutdown`);
+    this.printk('kexec_core: Starting new kernel');
+    const b = hooks.begin(this);
+    if (!b.ok) return b;
+    for (const i of [...this.online].filter((x) => x !== this.bsp.index)) {
+      const ap = this.vm.vcpus[i]!;
+      this.step(`stop_other_cpus: REBOOT_VECTOR IPI to CPU ${i}`, { vcpu: i });
+      if (ap.runState === 'running') this.stopThisCpu(ap);
+      this.online.delete(i);
+    }
+    const f = hooks.finish(this);
+    if (!f.ok) return f;
+    this.step(`machine_kexec: relocate_kernel jumps to the new kernel at GPA ${hex(this.rebootEntry)}`, { entry: this.rebootEntry });
+    this.bsp.jump(this.rebootEntry, 'relocate_kernel: jump to the new kernel');
+    return { ok: true };
   }
 
   /**

@@ -8,9 +8,10 @@
 
 export const PAGE = 4096;
 
-/** The first kernel's real-mode trampoline (CS 0x0800) and the crash kernel's (CS 0x0900). */
+/** The first kernel's real-mode trampoline (CS 0x0800), the crash kernel's (CS 0x0900), a kexec'd kernel's (CS 0x0a00). */
 export const FIRST_TRAMPOLINE = 0x8000;
 export const CRASH_TRAMPOLINE = 0x9000;
+export const KEXEC_TRAMPOLINE = 0xa000;
 /** Offset of the SEV-ES AP entry in a trampoline (IP of the reset vector; ours). */
 export const SEV_ES_TRAMPOLINE_IP = 0x40;
 
@@ -29,6 +30,8 @@ export const PERCPU_GHCBS = 0x20_0000;
 export const BSS_DECRYPTED = 0x30_0000;
 /** SNP AP VMSAs the first kernel allocates: the second 4 KiB of an 8 KiB-aligned block per CPU. */
 export const FIRST_VMSAS = 0x34_0000;
+/** Where `kexec -l` stages the next kernel's entry (free memory of the running kernel, below the workload). */
+export const KEXEC_IMAGE = 0x3f_0000;
 /** Workload pages: private, filled with seeded bytes, the oracle's ground truth. */
 export const WORKLOAD = 0x40_0000;
 
