@@ -85,6 +85,16 @@ export interface KernelMechanisms {
    * destroyed with AP_DESTROY before unsharing).
    */
   snpGuestKexec: 'none' | 'unshare' | 'unshare-fixed';
+  /**
+   * The decompressor of a kexec-booted SEV-ES/SNP guest kernel, whose
+   * screen_info may name a VGA text console: `none` writes to video memory
+   * and its #VC handler cannot emulate the MMIO (the guest terminates);
+   * `vc-mmio` is the 2021 RFC's "Add MMIO handling support to boot/compressed/
+   * code" (MMIO NAE events through the GHCB), and its kexec hands the text
+   * console on; `skip-video` is "x86/boot: Skip video memory access in the
+   * decompressor for SEV-ES/SNP" (6.12: lines = cols = 0).
+   */
+  sevEsDecompressorMmio: 'none' | 'vc-mmio' | 'skip-video';
 }
 
 export interface KernelProfile {
@@ -123,6 +133,7 @@ const MODERN: KernelMechanisms = {
   dmarFaultFormat: 'pasid',
   sevEsGuestKexec: 'unguarded',
   snpGuestKexec: 'none',
+  sevEsDecompressorMmio: 'none',
 };
 
 export const KERNEL_PROFILES: Readonly<Record<string, KernelProfile>> = {
@@ -167,18 +178,19 @@ export const KERNEL_PROFILES: Readonly<Record<string, KernelProfile>> = {
   'linux-6.1': profile('linux-6.1', '6.1.0-kdumpsim', MODERN),
   // The 2021 RFC "x86/sev: KEXEC/KDUMP support for SEV-ES guests" on its 5.14-rc base: APs parked on the AP jump table.
   'linux-5.14-sev-es-rfc': profile('linux-5.14-sev-es-rfc', '5.14.0-rc1-sev-es-kexec-rfc', {
-    ...MODERN, memEncryptBanner: 'features-amd', sevEsGuestKexec: 'ap-jump-table',
+    ...MODERN, memEncryptBanner: 'features-amd', sevEsGuestKexec: 'ap-jump-table', sevEsDecompressorMmio: 'vc-mmio',
   }),
   // 6.9: the first SNP host kernel (RMP table init, SNP_INIT_EX from the CCP driver).
   'linux-6.9': profile('linux-6.9', '6.9.0-kdumpsim', { ...MODERN, genericCrashkernelReservation: true, snpHost: true, snpPanicShutdown: true }),
   // 6.12: SNP guest kexec (3074152e56c9) before the May 2025 fixes; kexec refused in SEV-ES guests (the 2024 Cc-stable patch).
   'linux-6.12': profile('linux-6.12', '6.12.0-kdumpsim', {
     ...MODERN, genericCrashkernelReservation: true, snpHost: true, snpPanicShutdown: true, sevEsGuestKexec: 'refuse', snpGuestKexec: 'unshare',
+    sevEsDecompressorMmio: 'skip-video',
   }),
   // The current kernel: the CCP driver's detailed SNP error messages (6.14) and the AMD IOMMU kdump reuse path (6.18).
   'linux-6.18': profile('linux-6.18', '6.18.0-kdumpsim', {
     ...MODERN, genericCrashkernelReservation: true, snpHost: true, snpPanicShutdown: true, ccpErrorDetails: true, amdIommuKdump: 'reuse',
-    sevEsGuestKexec: 'refuse', snpGuestKexec: 'unshare-fixed',
+    sevEsGuestKexec: 'refuse', snpGuestKexec: 'unshare-fixed', sevEsDecompressorMmio: 'skip-video',
   }),
 };
 

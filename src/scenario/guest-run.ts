@@ -42,7 +42,7 @@ export const GUEST_ASID = 1;
 
 /** Trace kinds of a guest run that belong in the causal chain besides the kernels' steps. */
 export const GUEST_CHAIN_KINDS: ReadonlySet<string> = new Set([
-  ...CHAIN_KINDS, 'vcpu-state', 'vcpu-reset-refused', 'ap-park', 'ap-jump-table-vector', 'ap-jump-table-set', 'vm-terminated', 'vc', 'npf', 'vmrun-failed',
+  ...CHAIN_KINDS, 'vcpu-state', 'vcpu-reset-refused', 'ap-park', 'ap-jump-table-vector', 'ap-jump-table-set', 'vm-terminated', 'vc', 'npf', 'vmrun-failed', 'mmio',
 ]);
 
 /** `watch` sees the VM (and through it the machine) once it is launched: tests read the RMP and vCPUs after the run. */
@@ -112,6 +112,7 @@ export function runGuestScenario(s: Scenario, opts: RunOptions = {}, watch?: (vm
     // kexec -l, then kexec -e into a second full kernel of the kexec profile.
     const next = new GuestKernel(vm, { profile: kernelProfile(g.kexecProfile ?? g.profile), role: 'kexec', crashBase, seed: seed + 2 });
     let nextBoot: BootResult | undefined;
+    next.screenInfo = first.kexecScreenInfo();
     const l = first.kexecLoad(seededPage(seed ^ 0x6e78, 0), () => { nextBoot = next.boot(); }, 'reboot');
     if (!l.ok) {
       chainExtra.push(`kexec -l refused: ${l.reason} (-${l.errno})`);
@@ -132,6 +133,7 @@ export function runGuestScenario(s: Scenario, opts: RunOptions = {}, watch?: (vm
     truth = next.runWorkload(g.workloadPages);
   }
   const image = seededPage(seed ^ 0xc7a5, 0);
+  crash.screenInfo = kernel.kexecScreenInfo();
   const load = kernel.kexecLoad(image, () => {
     crashStartNs = m.clock.now;
     const b = crash.boot();

@@ -13,9 +13,11 @@ import type { SevGuestVm } from '../../src/platform/hv/sev-guest-vm.js';
 import type { RunResult } from '../../src/scenario/result.js';
 import type { TraceEvent } from '../../src/platform/trace.js';
 import { readRmpEntry } from '../../src/platform/snp/rmp.js';
-import { SVM_VMGEXIT_AP_JUMP_TABLE, SVM_VMGEXIT_AP_CREATION } from '../../src/platform/hv/ghcb-page.js';
+import { SVM_VMGEXIT_AP_JUMP_TABLE, SVM_VMGEXIT_AP_CREATION, SVM_VMGEXIT_MMIO_WRITE } from '../../src/platform/hv/ghcb-page.js';
+import { VGA_TEXT_BASE } from '../../src/platform/hv/mmio-bus.js';
+import { DECOMPRESSOR_BANNER } from '../../src/kernel/guest/guest-kernel.js';
 import { PSC_OP_PRIVATE, PSC_OP_SHARED } from '../../src/platform/hv/ghcb-msr.js';
-import { VC_EXIT_PAGE_NOT_VALIDATED } from '../../src/platform/hv/vcpu.js';
+import { VC_EXIT_PAGE_NOT_VALIDATED, VC_EXIT_NPF } from '../../src/platform/hv/vcpu.js';
 import { CRASH_REGION_BYTES, FW_JUMP_TABLE_LOW, WORKLOAD, backupGhcbOf, ghcbOf } from '../../src/kernel/guest/layout.js';
 
 function run(file: string): { r: RunResult; vm: SevGuestVm } {
@@ -319,4 +321,53 @@ describe('the guest capture kernel\'s vmcore', () => {
   });
 
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
+});
+
+describe('SEV-ES guest kexec: #VC for MMIO in the capture kernel\'s decompressor', () => {
+  it('RFC: each VGA store is #VC 0x400, emulated as NAE MMIO write 0x80000002 with the GPA and the byte, and the device sees it', () => {
+    const { r, vm } = run('sev-es-guest-kexec-rfc');
+    expect(r.expectation?.met).toBe(true);
+    const start = stepIndex(r, 'guest crash kernel 5.14.0-rc1-sev-es-kexec-rfc starts');
+    const vcs = r.trace.slice(start).filter((e) => e.kind === 'vc');
+    expect(vcs).toHaveLength(DECOMPRESSOR_BANNER.length);
+    expect(vcs[0]!.data).toMatchObject({ exitCode: VC_EXIT_NPF, gpa: VGA_TEXT_BASE, size: 1, write: true, device: 'vga-text' });
+    const mmio = of(r, 'ghcb-nae').filter((e) => e.data?.['exitCode'] === SVM_VMGEXIT_MMIO_WRITE);
+    expect(mmio).toHaveLength(DECOMPRESSOR_BANNER.length);
+    expect(mmio[0]!.data).toMatchObject({ gpa: VGA_TEXT_BASE, info1: '0xb8000', info2: '0x1', size: 1, data: '0x44', result1: '0x0' });
+    expect(mmio[1]!.data).toMatchObject({ gpa: VGA_TEXT_BASE + 2, data: '0x65' });
+    const dev = of(r, 'mmio', 'vm1/vga');
+    expect(dev.map((e) => e.data?.['offset'])).toEqual([...DECOMPRESSOR_BANNER].map((_, i) => i * 2));
+    expect(dev[0]!.data).toMatchObject({ op: 'write', size: 1, value: '0x44' });
+    expect(vm.vga.row(0)).toBe(DECOMPRESSOR_BANNER.trimEnd());
+    // #VC, then the device's write while the hypervisor serves the exit, then the traced answer.
+    const i = r.trace.indexOf(vcs[0]!);
+    expect(r.trace.indexOf(dev[0]!)).toBeGreaterThan(i);
+    expect(r.trace.indexOf(mmio[0]!)).toBeGreaterThan(r.trace.indexOf(dev[0]!));
+    expect(vm.termination).toBeUndefined();
+    expect(r.verdict).toBe('dump-complete');
+  });
+
+  it('the first kernel (firmware boot, no text console) and a 6.1 loader never touch MMIO', () => {
+    const { r } = run('sev-es-guest-kexec-init-sipi');
+    expect(of(r, 'mmio')).toHaveLength(0);
+    expect(of(r, 'vc')).toHaveLength(0);
+    expect(r.verdict).toBe('dump-complete');
+  });
+
+  it('a capture kernel without the handling: #VC 0x400 on the first VGA store, no NAE MMIO event, termination set 0 code 0', () => {
+    const { r, vm } = run('sev-es-guest-kexec-decompressor-no-mmio');
+    expect(r.expectation?.met).toBe(true);
+    expect(r.verdict).toBe('crash-kernel-panic');
+    const vcs = of(r, 'vc');
+    expect(vcs).toHaveLength(1);
+    expect(vcs[0]!.data).toMatchObject({ exitCode: VC_EXIT_NPF, gpa: VGA_TEXT_BASE, write: true });
+    expect(of(r, 'ghcb-nae').filter((e) => e.data?.['exitCode'] === SVM_VMGEXIT_MMIO_WRITE)).toHaveLength(0);
+    expect(of(r, 'mmio')).toHaveLength(0);
+    const term = of(r, 'ghcb-msr').find((e) => e.data?.['request'] === 0x100);
+    expect(term).toBeDefined();
+    expect(r.trace.indexOf(term!)).toBeGreaterThan(r.trace.indexOf(vcs[0]!));
+    expect(vm.termination).toMatchObject({ set: 0, code: 0 });
+    expect(vm.vga.row(0)).toBe('');
+    expect(r.oracle.pagesCaptured).toBe(0);
+  });
 });

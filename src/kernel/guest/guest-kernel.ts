@@ -24,8 +24,11 @@ import {
   pscResponseError, terminateRequest,
 } from '../../platform/hv/ghcb-msr.js';
 import {
-  SVM_VMGEXIT_AP_JUMP_TABLE, AP_JUMP_TABLE_GET, SVM_VMGEXIT_AP_CREATION, SVM_VMGEXIT_AP_CREATE, apCreationInfo1,
+  SVM_VMGEXIT_AP_JUMP_TABLE, AP_JUMP_TABLE_GET, SVM_VMGEXIT_AP_CREATION, SVM_VMGEXIT_AP_CREATE, SVM_VMGEXIT_MMIO_WRITE, GHCB_OFF_SHARED_BUFFER,
+  apCreationInfo1,
 } from '../../platform/hv/ghcb-page.js';
+import { VC_EXIT_NPF } from '../../platform/hv/vcpu.js';
+import { VGA_TEXT_BASE } from '../../platform/hv/mmio-bus.js';
 import { encodeVmsa, startVmsaState } from '../../platform/hv/vmsa.js';
 import { KernelLog } from '../dmesg.js';
 import type { KernelProfile } from '../profile.js';
@@ -59,6 +62,10 @@ export interface GuestKernelConfig {
 }
 
 export type BootResult = { ok: true } | { ok: false; reason: string };
+/** boot_params.screen_info as far as the decompressor's console uses it (0 lines or columns: no text console). */
+export interface ScreenInfo { readonly lines: number; readonly cols: number }
+/** What the decompressor prints first (arch/x86/boot/compressed's "Decompressing Linux... "). */
+export const DECOMPRESSOR_BANNER = 'Decompressing Linux... ';
 export type KexecLoadResult = { ok: true; entry: number } | { ok: false; errno: 'ENOSYS'; reason: string };
 
 /** What the crash kernel hands the dump for every old page it read (C=1, the guest key). */
@@ -95,6 +102,8 @@ export class GuestKernel {
   crashEntry: number | undefined;
   /** The kernel `kexec -e` enters (set by kexec_load of a reboot image). */
   rebootEntry: number | undefined;
+  /** screen_info the loader handed this kernel (the firmware boot of the first kernel: none). */
+  screenInfo: ScreenInfo = { lines: 0, cols: 0 };
 
   constructor(vm: SevGuestVm, cfg: GuestKernelConfig) {
     this.vm = vm;
@@ -168,6 +177,8 @@ export class GuestKernel {
     }
     const g = this.setupGhcbs();
     if (!g.ok) return g;
+    const d = this.decompressorConsole();
+    if (!d.ok) return d;
     if (this.isFull) this.loadImage();
     this.placeTrampoline();
     if (!this.isSnp) {
@@ -243,6 +254,69 @@ export class GuestKernel {
       if (ghcbMsrInfo(r.response) !== GHCB_MSR_REG_GPA_RESP || ghcbMsrData(r.response) !== BigInt(gfn)) {
         return this.terminate(SEV_TERM_SET_LINUX, GHCB_TERM_REGISTER, `GHCB GPA ${hex(this.ghcb)} registration failed`);
       }
+    }
+    return { ok: true };
+  }
+
+  /**
+   * screen_info this kernel's kexec hands the next kernel. (ours) The RFC's
+   * kexec passes a VGA text console (80x25), the case its decompressor MMIO
+   * patch was for ("kexec boots may enable the VGA console", §3.7);
+   * other kernels pass the firmware boot's, which has none.
+   */
+  kexecScreenInfo(): ScreenInfo {
+    return this.profile.mechanisms.sevEsDecompressorMmio === 'vc-mmio' ? { lines: 25, cols: 80 } : { lines: 0, cols: 0 };
+  }
+
+  /**
+   * The decompressor's console (before the kernel proper runs): with a text
+   * console in screen_info it stores each character of its banner into VGA
+   * text memory, one byte store a character. In an SEV-ES/SNP guest each
+   * store is a #VC (NPF on an MMIO GPA) that its #VC handler must emulate.
+   * (ours) The decompressor's boot GHCB is this kernel's GHCB page, mapped
+   * shared above; the protocol version is the one negotiated.
+   */
+  decompressorConsole(): BootResult {
+    const { lines, cols } = this.screenInfo;
+    if (lines === 0 || cols === 0) return { ok: true };
+    const m = this.profile.mechanisms.sevEsDecompressorMmio;
+    if (m === 'skip-video') {
+      this.step('decompressor: early_sev_detect: SEV-ES active, lines = cols = 0: no video memory access');
+      return { ok: true };
+    }
+    this.step(`decompressor: screen_info has a ${cols}x${lines} text console: printing to VGA memory at GPA ${hex(VGA_TEXT_BASE)}`, { lines, cols });
+    for (let i = 0; i < DECOMPRESSOR_BANNER.length; i++) {
+      const gpa = VGA_TEXT_BASE + i * 2;
+      const ch = new Uint8Array([DECOMPRESSOR_BANNER.charCodeAt(i)]);
+      const w = this.bsp.write(gpa, ch, { encrypted: false });
+      if (w.ok) continue;
+      if (w.fault !== 'vc') return { ok: false, reason: `decompressor console store at GPA ${hex(gpa)} failed: ${w.detail}` };
+      const h = this.decompressorVc(w.exitCode, gpa, ch);
+      if (!h.ok) return h;
+    }
+    this.step(`decompressor: printed "${DECOMPRESSOR_BANNER.trimEnd()}" through ${DECOMPRESSOR_BANNER.length} MMIO stores`, { stores: DECOMPRESSOR_BANNER.length });
+    return { ok: true };
+  }
+
+  /**
+   * The decompressor's #VC handler for a store it faulted on: with the RFC's
+   * MMIO support an NPF becomes an MMIO write NAE event (GPA in
+   * SW_EXITINFO1, length in SW_EXITINFO2, the data in the GHCB shared
+   * buffer at SW_SCRATCH); without it the exit is not one the handler
+   * knows, and it asks to be terminated (set 0, code 0).
+   */
+  decompressorVc(exitCode: number, gpa: number, data: Uint8Array): BootResult {
+    if (exitCode !== VC_EXIT_NPF || this.profile.mechanisms.sevEsDecompressorMmio !== 'vc-mmio') {
+      this.step(`decompressor #VC exit code ${hex(exitCode)} at GPA ${hex(gpa)}: the boot/compressed #VC handler cannot emulate MMIO`, { exitCode, gpa });
+      return this.terminate(SEV_TERM_SET_GEN, GHCB_SEV_ES_GEN_REQ, 'unhandled #VC in the decompressor');
+    }
+    const r = ghcbCall(this.bsp, this.ghcb, {
+      exitCode: SVM_VMGEXIT_MMIO_WRITE, info1: BigInt(gpa), info2: BigInt(data.length), scratch: BigInt(this.ghcb + GHCB_OFF_SHARED_BUFFER),
+      sharedBuffer: data, protocolVersion: this.ghcbVersion,
+    });
+    if (!r.ok || r.info1 !== 0n) {
+      this.step(`decompressor: MMIO write to GPA ${hex(gpa)} failed${r.ok ? `: SW_EXITINFO2 ${hex(r.info2)}` : `: ${r.detail}`}`, { gpa });
+      return this.terminate(SEV_TERM_SET_GEN, GHCB_SEV_ES_GEN_REQ, 'MMIO emulation failed in the decompressor');
     }
     return { ok: true };
   }
@@ -491,6 +565,8 @@ export class GuestKernel {
     const buf = new Uint8Array(PAGE);
     let pages = 0;
     for (let gpa = 0; gpa < top; gpa += PAGE) {
+      // MMIO ranges (the VGA hole) are not RAM in the old kernel's memory map: no PT_LOAD covers them.
+      if (this.vm.mmio.find(gpa, PAGE) !== undefined) continue;
       const r = this.bsp.read(gpa, buf, { encrypted: true });
       if (!r.ok) {
         if (r.fault === 'vc') {

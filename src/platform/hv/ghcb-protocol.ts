@@ -26,7 +26,7 @@ import {
   GHCB_ERR_INVALID_SCRATCH_AREA,
   SVM_VMGEXIT_AP_HLT_LOOP, SVM_VMGEXIT_AP_JUMP_TABLE, SVM_VMGEXIT_AP_CREATION, SVM_VMGEXIT_PSC, SVM_VMGEXIT_HV_FEATURES,
   SVM_VMGEXIT_TERM_REQUEST, AP_JUMP_TABLE_SET, AP_JUMP_TABLE_GET, SVM_VMGEXIT_AP_CREATE, SVM_VMGEXIT_AP_CREATE_ON_INIT,
-  SVM_VMGEXIT_AP_DESTROY, PSC_HEADER_BYTES, PSC_ENTRY_BYTES, PSC_ERROR_INVALID_ENTRY,
+  SVM_VMGEXIT_AP_DESTROY, SVM_VMGEXIT_MMIO_READ, SVM_VMGEXIT_MMIO_WRITE, PSC_HEADER_BYTES, PSC_ENTRY_BYTES, PSC_ERROR_INVALID_ENTRY,
   ghcbFieldValid, ghcbU64, naeExitName, decodePscEntry,
 } from './ghcb-page.js';
 import { hex } from '../../util/hex.js';
@@ -56,6 +56,8 @@ export interface HvServices {
   /** The host reading and writing a (shared) guest page: no key, host requester. */
   hostRead(gpa: number, length: number): Uint8Array;
   hostWrite(gpa: number, bytes: Uint8Array): WriteResult;
+  /** An access to an emulated device on the VM's MMIO bus (`value` is ignored for reads). */
+  mmioAccess(vcpu: Vcpu, gpa: number, size: number, write: boolean, value: bigint): { ok: true; value: bigint } | { ok: false; detail: string };
   vcpuByApicId(apicId: number): Vcpu | undefined;
   /** AP creation events; `undefined` = accepted, else a GHCB error reason. */
   apCreate(caller: Vcpu, target: Vcpu, event: number, vmsaGpa: number): number | undefined;
@@ -238,6 +240,9 @@ export function handleGhcbExit(hv: HvServices, vcpu: Vcpu, gpaValue: bigint): Ex
     }
     case SVM_VMGEXIT_PSC:
       return pageStateChange(hv, vcpu, gpa, page, answer, error);
+    case SVM_VMGEXIT_MMIO_READ:
+    case SVM_VMGEXIT_MMIO_WRITE:
+      return mmioExit(hv, vcpu, gpa, page, exitCode === SVM_VMGEXIT_MMIO_WRITE, info1, info2, answer, error);
     case SVM_VMGEXIT_TERM_REQUEST: {
       // (our choice) SW_EXITINFO1 carries set and code where the MSR request has them (bits 15:12, 23:16).
       const set = Number((info1 >> 12n) & 0xfn);
@@ -249,6 +254,42 @@ export function handleGhcbExit(hv: HvServices, vcpu: Vcpu, gpaValue: bigint): Ex
     default:
       return error(GHCB_ERR_INVALID_EVENT, `${naeExitName(exitCode)} is not handled`);
   }
+}
+
+/** Bytes an MMIO NAE event may move (the widest MOV the #VC handler decodes; ours). */
+export const MMIO_MAX_BYTES = 8;
+
+/**
+ * MMIO read (0x80000001) / write (0x80000002): SW_EXITINFO1 is the GPA,
+ * SW_EXITINFO2 the byte count, SW_SCRATCH the GPA of the data, which must
+ * lie in the GHCB's shared buffer (our choice, as for PSC). A write takes the
+ * data from there; a read puts the device's answer there.
+ */
+function mmioExit(
+  hv: HvServices, vcpu: Vcpu, gpa: number, page: Uint8Array, write: boolean, info1: bigint, info2: bigint,
+  answer: (r1: bigint, r2: bigint, detail: string, extra?: Record<string, number | string | boolean>) => ExitOutcome,
+  error: (reason: number, detail: string) => ExitOutcome,
+): ExitOutcome {
+  if (!ghcbFieldValid(page, GHCB_OFF_SW_SCRATCH)) return error(GHCB_ERR_MISSING_INPUT, 'SW_SCRATCH is not marked valid');
+  const size = Number(info2);
+  if (!(size >= 1 && size <= MMIO_MAX_BYTES)) return error(GHCB_ERR_INVALID_INPUT, `MMIO length ${hex(info2)} is not 1..${MMIO_MAX_BYTES}`);
+  const scratch = ghcbU64(page, GHCB_OFF_SW_SCRATCH);
+  const lo = BigInt(gpa + GHCB_OFF_SHARED_BUFFER);
+  if (scratch < lo || scratch + BigInt(size) > lo + BigInt(GHCB_SHARED_BUFFER_BYTES)) return error(GHCB_ERR_INVALID_SCRATCH_AREA, `SW_SCRATCH ${hex(scratch)} is not in the GHCB shared buffer`);
+  const off = Number(scratch) - gpa;
+  const mmioGpa = Number(info1);
+  let value = 0n;
+  if (write) for (let i = size - 1; i >= 0; i--) value = (value << 8n) | BigInt(page[off + i]!);
+  const r = hv.mmioAccess(vcpu, mmioGpa, size, write, value);
+  if (!r.ok) return error(GHCB_ERR_INVALID_INPUT, r.detail);
+  if (!write) {
+    const out = new Uint8Array(size);
+    for (let i = 0; i < size; i++) out[i] = Number((r.value >> BigInt(8 * i)) & 0xffn);
+    hv.hostWrite(Number(scratch), out);
+  }
+  const what = write ? 'MMIO write' : 'MMIO read';
+  return answer(BigInt(GHCB_RESULT_OK), 0n, `${what}: ${size} byte${size === 1 ? '' : 's'} at GPA ${hex(mmioGpa)} ${write ? '<-' : '->'} ${hex(r.value)}`,
+    { gpa: mmioGpa, size, data: hex(r.value), op: write ? 'write' : 'read' });
 }
 
 /**

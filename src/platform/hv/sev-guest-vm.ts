@@ -20,8 +20,9 @@ import { CPUID_ECX_HYPERVISOR, CPUID_MEM_ENCRYPT_LEAF, CPUID_MEM_ENCRYPT_SEV, CP
 import { rmpupdate, pvalidate, RMP_RC_FAIL_INPUT, type PvalidateResult, type RmpInsnResult } from '../snp/rmp-instructions.js';
 import { rmpGoverningEntry, readRmpEntry, writeRmpEntry, rmpCovers, type RmpLocation } from '../snp/rmp.js';
 import { hex } from '../../util/hex.js';
-import { Vcpu, VC_EXIT_PAGE_NOT_VALIDATED, type GuestAccessResult, type IpiKind, type VcpuHost, type VcpuRunState, type VmgexitResult } from './vcpu.js';
+import { Vcpu, VC_EXIT_PAGE_NOT_VALIDATED, VC_EXIT_NPF, type GuestAccessResult, type IpiKind, type VcpuHost, type VcpuRunState, type VmgexitResult } from './vcpu.js';
 import { GuestCode } from './guest-code.js';
+import { MmioBus, VgaTextConsole, VGA_TEXT_BASE, VGA_TEXT_BYTES } from './mmio-bus.js';
 import { rmpadjustVmsa } from './rmpadjust.js';
 import {
   VMSA_BYTES, SEV_FEATURE_SNP_ACTIVE, encodeVmsa, decodeVmsa, resetVmsaState, startVmsaState, vmsaEntryGpa, vmsaFromRegisters,
@@ -117,6 +118,10 @@ export class SevGuestVm implements VcpuHost, HvServices {
   apJumpTableGpa = 0n;
   /** Set once the guest asked to be terminated. */
   termination: { set: number; code: number; vcpu: number; via: string } | undefined;
+  /** The guest's MMIO ranges and their emulated devices. */
+  readonly mmio = new MmioBus();
+  /** The VGA text console every VM here has (ours), at 0xB8000 in the legacy VGA hole. */
+  readonly vga: VgaTextConsole;
   readonly #cpuid = new Map<string, CpuidLeaf>();
   readonly #implicitConversion: boolean;
   readonly #apCreation: boolean;
@@ -137,6 +142,8 @@ export class SevGuestVm implements VcpuHost, HvServices {
     this.#implicitConversion = config.implicitConversion ?? true;
     this.#apCreation = config.snpApCreation ?? true;
     this.#checkConfig();
+    this.vga = new VgaTextConsole(machine.trace, `vm${config.asid}/vga`);
+    this.mmio.map(VGA_TEXT_BASE, VGA_TEXT_BYTES, this.vga);
 
     this.keyId = config.type === 'none' ? 0 : guestKeySlot(config.asid);
     if (this.keyId !== 0) {
@@ -266,6 +273,16 @@ export class SevGuestVm implements VcpuHost, HvServices {
     return { ok: true };
   }
 
+  mmioAccess(v: Vcpu, gpa: number, size: number, write: boolean, value: bigint): { ok: true; value: bigint } | { ok: false; detail: string } {
+    const r = this.mmio.find(gpa, size);
+    if (r === undefined || gpa < r.base || gpa + size > r.base + r.size) return { ok: false, detail: `vCPU ${v.index}: GPA ${hex(gpa)} (+${size}) is not in an MMIO range` };
+    if (write) {
+      r.device.write(gpa - r.base, size, value);
+      return { ok: true, value };
+    }
+    return { ok: true, value: r.device.read(gpa - r.base, size) };
+  }
+
   terminate(v: Vcpu, set: number, code: number, via: string): void {
     this.termination = { set, code, vcpu: v.index, via };
     this.trace.record(this.hvSource, 'vm-terminated', `guest ASID ${this.asid} asked to terminate (${via}): reason set ${set} code ${code}`, { asid: this.asid, vcpu: v.index, set, code, via });
@@ -303,6 +320,22 @@ export class SevGuestVm implements VcpuHost, HvServices {
     this.#mustRun(v, write ? 'store' : 'load');
     if (!(Number.isSafeInteger(gpa) && gpa >= 0 && gpa + data.length <= this.memoryBytes)) {
       return { ok: false, fault: 'no-memory', gpa, detail: `GPA ${hex(gpa)} (+${data.length}) is outside guest memory (${hex(this.memoryBytes)})` };
+    }
+    const mmio = this.mmio.find(gpa, data.length);
+    if (mmio !== undefined) {
+      if (this.protectedState) {
+        // The nested page tables map MMIO with a reserved bit; the NPF becomes a #VC, since the hypervisor cannot read the instruction.
+        const detail = `#VC ${hex(VC_EXIT_NPF)} (NPF): ${write ? 'store' : 'load'} of ${data.length} byte${data.length === 1 ? '' : 's'} to MMIO GPA ${hex(gpa)} (${mmio.device.name})`;
+        this.trace.record(v.source, 'vc', detail, { vcpu: v.index, gpa, exitCode: VC_EXIT_NPF, size: data.length, write, device: mmio.device.name });
+        return { ok: false, fault: 'vc', exitCode: VC_EXIT_NPF, gpa, detail };
+      }
+      // (our choice) A guest without SEV-ES: the hypervisor decodes the instruction itself and emulates the access.
+      let value = 0n;
+      for (let i = data.length - 1; i >= 0; i--) value = (value << 8n) | BigInt(data[i]!);
+      const r = this.mmioAccess(v, gpa, data.length, write, value);
+      if (!r.ok) return { ok: false, fault: 'no-memory', gpa, detail: r.detail };
+      if (!write) for (let i = 0; i < data.length; i++) data[i] = Number((r.value >> BigInt(8 * i)) & 0xffn);
+      return { ok: true };
     }
     if (this.type === 'snp' && data.length > 0) {
       for (let p = gpa - (gpa % 4096); p < gpa + data.length; p += 4096) {

@@ -22,6 +22,11 @@ export type VcpuRunState = 'running' | 'halted' | 'wait-for-sipi' | 'reset-hold'
 
 /** #VC exit code for an access to a private page that is not validated (ref §3.9.6: the fatal access). */
 export const VC_EXIT_PAGE_NOT_VALIDATED = 0x404;
+/**
+ * #VC exit code of a nested page fault (SVM_EXIT_NPF): an SEV-ES/SNP guest
+ * touching a GPA the hypervisor maps as MMIO (no RAM behind it).
+ */
+export const VC_EXIT_NPF = 0x400;
 
 export type GuestAccessResult =
   | { ok: true }
