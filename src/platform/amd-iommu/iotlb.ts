@@ -4,6 +4,8 @@
 // that staleness is the point of modelling it. Capacity is fixed and the
 // oldest entry goes first, so memory stays bounded and replay exact.
 
+import { FifoCache } from '../fifo-cache.js';
+
 export interface IotlbEntry {
   readonly domainId: number;
   /** IOVA page number (IOVA / 4096). */
@@ -17,49 +19,37 @@ export interface IotlbEntry {
 export const DEFAULT_IOTLB_CAPACITY = 4096;
 
 export class Iotlb {
-  readonly capacity: number;
-  readonly #entries = new Map<string, IotlbEntry>();
+  readonly #cache: FifoCache<IotlbEntry>;
 
   constructor(capacity = DEFAULT_IOTLB_CAPACITY) {
-    if (!(capacity >= 1)) throw new RangeError(`Cannot build IOTLB: capacity ${capacity} is not positive`);
-    this.capacity = capacity;
+    this.#cache = new FifoCache(capacity, 'IOTLB');
+  }
+
+  get capacity(): number {
+    return this.#cache.capacity;
   }
 
   get size(): number {
-    return this.#entries.size;
+    return this.#cache.size;
   }
 
   lookup(domainId: number, iovaPfn: number): IotlbEntry | undefined {
-    return this.#entries.get(`${domainId}:${iovaPfn}`);
+    return this.#cache.get(`${domainId}:${iovaPfn}`);
   }
 
   fill(e: IotlbEntry): void {
-    const key = `${e.domainId}:${e.iovaPfn}`;
-    this.#entries.delete(key);
-    if (this.#entries.size >= this.capacity) {
-      const oldest = this.#entries.keys().next();
-      if (oldest.done !== true) this.#entries.delete(oldest.value);
-    }
-    this.#entries.set(key, e);
+    this.#cache.set(`${e.domainId}:${e.iovaPfn}`, e);
   }
 
   /** Drops the domain's entries whose IOVA lies in [first, end); returns how many. */
   invalidate(domainId: number, first: bigint, end: bigint): number {
-    let n = 0;
-    for (const [key, e] of this.#entries) {
-      if (e.domainId !== domainId) continue;
+    return this.#cache.dropWhere((e) => {
       const iova = BigInt(e.iovaPfn) * 4096n;
-      if (iova >= first && iova < end) {
-        this.#entries.delete(key);
-        n++;
-      }
-    }
-    return n;
+      return e.domainId === domainId && iova >= first && iova < end;
+    });
   }
 
   clear(): number {
-    const n = this.#entries.size;
-    this.#entries.clear();
-    return n;
+    return this.#cache.clear();
   }
 }

@@ -5,6 +5,7 @@
 // goes first, so memory stays bounded and replay exact.
 
 import { levelShift } from './second-level-table.js';
+import { FifoCache } from '../fifo-cache.js';
 
 export interface VtdIotlbEntry {
   readonly did: number;
@@ -23,54 +24,39 @@ export const DEFAULT_VTD_IOTLB_CAPACITY = 4096;
 const key = (did: number, level: number, iova: number): string => `${did}:${level}:${Math.floor(iova / 2 ** levelShift(level))}`;
 
 export class VtdIotlb {
-  readonly capacity: number;
-  readonly #entries = new Map<string, VtdIotlbEntry>();
+  readonly #cache: FifoCache<VtdIotlbEntry>;
 
   constructor(capacity = DEFAULT_VTD_IOTLB_CAPACITY) {
-    if (!(capacity >= 1)) throw new RangeError(`Cannot build IOTLB: capacity ${capacity} is not positive`);
-    this.capacity = capacity;
+    this.#cache = new FifoCache(capacity, 'IOTLB');
+  }
+
+  get capacity(): number {
+    return this.#cache.capacity;
   }
 
   get size(): number {
-    return this.#entries.size;
+    return this.#cache.size;
   }
 
   /** The entry covering `iova` in domain `did`, smallest page first. */
   lookup(did: number, iova: number): VtdIotlbEntry | undefined {
     for (let level = 1; level <= 3; level++) {
-      const e = this.#entries.get(key(did, level, iova));
+      const e = this.#cache.get(key(did, level, iova));
       if (e !== undefined) return e;
     }
     return undefined;
   }
 
   fill(e: VtdIotlbEntry): void {
-    const k = key(e.did, e.level, e.iova);
-    this.#entries.delete(k);
-    if (this.#entries.size >= this.capacity) {
-      const oldest = this.#entries.keys().next();
-      if (oldest.done !== true) this.#entries.delete(oldest.value);
-    }
-    this.#entries.set(k, e);
+    this.#cache.set(key(e.did, e.level, e.iova), e);
   }
 
   /** Drops entries matching `did` (undefined: every domain) that overlap [first, end); returns how many. */
   invalidate(did: number | undefined, first = 0, end = Number.POSITIVE_INFINITY): number {
-    let n = 0;
-    for (const [k, e] of this.#entries) {
-      if (did !== undefined && e.did !== did) continue;
-      const eEnd = e.iova + 2 ** levelShift(e.level);
-      if (e.iova < end && eEnd > first) {
-        this.#entries.delete(k);
-        n++;
-      }
-    }
-    return n;
+    return this.#cache.dropWhere((e) => (did === undefined || e.did === did) && e.iova < end && e.iova + 2 ** levelShift(e.level) > first);
   }
 
   clear(): number {
-    const n = this.#entries.size;
-    this.#entries.clear();
-    return n;
+    return this.#cache.clear();
   }
 }
