@@ -27,6 +27,9 @@ import { KernelLog } from './dmesg.js';
 import type { KernelProfile } from './profile.js';
 import { Cmdline } from './cmdline.js';
 import { Memblock } from './memblock.js';
+
+/** IO_TLB_DEFAULT_SIZE: the bounce buffer swiotlb_init() sets aside unless swiotlb= says otherwise. */
+const SWIOTLB_DEFAULT_BYTES = 64 * 2 ** 20;
 import { PageTableBuilder } from './page-table-builder.js';
 import { decodeBootParams, BOOT_PARAMS_SIZE } from './boot-params.js';
 import { e820Line } from './first-kernel.js';
@@ -167,6 +170,17 @@ export class CrashKernel {
     for (const r of usable) pt.map(PAGE_OFFSET + BigInt(r.start), r.start, r.end - r.start, { writable: true, global: true });
     this.cpu.cr3 = root + Number(this.sme.mask);
     m.clock.advance(100 * NS_PER_MS);
+    // With SME active every device DMA bounces through SWIOTLB (mem_encrypt_init forces it): 64 MiB of
+    // low memory the capture kernel no longer has for its initramfs. This is why kdump tooling adds 64M.
+    if (this.sme.active) {
+      const pa = mb.alloc(SWIOTLB_DEFAULT_BYTES, 2 ** 12, 0, 2 ** 32);
+      if (pa !== undefined) {
+        this.log.printk(`software IO TLB: mapped [mem 0x${pa.toString(16).padStart(16, '0')}-0x${(pa + SWIOTLB_DEFAULT_BYTES).toString(16).padStart(16, '0')}] (${SWIOTLB_DEFAULT_BYTES >> 20}MB)`);
+        this.step(`SWIOTLB (forced by SME) takes ${SWIOTLB_DEFAULT_BYTES >> 20} MiB of the reservation`);
+      } else {
+        this.step(`SWIOTLB (forced by SME) found no ${SWIOTLB_DEFAULT_BYTES >> 20} MiB below 4 GiB`);
+      }
+    }
 
     // enable_IR(): the AMD IOMMU driver finds translation on (is_kdump_kernel) and takes its era's path; then check_timer().
     this.iommu = initIommu(this.#iommuHost(), { kdump: true, wantSnp: false });

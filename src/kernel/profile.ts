@@ -175,7 +175,13 @@ export const KERNEL_PROFILES: Readonly<Record<string, KernelProfile>> = {
     vtdScalableMode: false,
     dmarFaultFormat: 'v4.4',
   }),
+  // 5.10: scalable-mode VT-d (5.0 on) with the old table-format test in the capture kernel's copy, before
+  // 0c5f6c0d8201 (6.0, and 5.15.69 / 5.19 stable) fixed kdump after a scalable-mode first kernel.
+  'linux-5.10': profile('linux-5.10', '5.10.0-kdumpsim', { ...MODERN, memEncryptBanner: 'features-amd', vtdKdump: 'copy' }),
   'linux-6.1': profile('linux-6.1', '6.1.0-kdumpsim', MODERN),
+  // AMD's out-of-tree SNP host tree (AMDESE "snp-host" branches, 5.19 to 6.8 bases): RMP init and SNP_INIT,
+  // but no CCP panic notifier, which came with the 6.9 merge (8ef979584ea8).
+  'linux-6.5-snp-host': profile('linux-6.5-snp-host', '6.5.0-rc2-snp-host-kdumpsim', { ...MODERN, snpHost: true }),
   // The 2021 RFC "x86/sev: KEXEC/KDUMP support for SEV-ES guests" on its 5.14-rc base: APs parked on the AP jump table.
   'linux-5.14-sev-es-rfc': profile('linux-5.14-sev-es-rfc', '5.14.0-rc1-sev-es-kexec-rfc', {
     ...MODERN, memEncryptBanner: 'features-amd', sevEsGuestKexec: 'ap-jump-table', sevEsDecompressorMmio: 'vc-mmio',

@@ -90,6 +90,7 @@ export const VERDICT_ORDER: readonly Verdict[] = [
   'crash-kernel-panic',
   'crash-kernel-hang',
   'kexec-refused',
+  'no-crash-kernel',
   'first-kernel-failed',
 ];
 
@@ -100,6 +101,7 @@ const VERDICT_STYLES: Record<Verdict, Swatch> = {
   'crash-kernel-panic': { bg: '#c62f3b', fg: '#ffffff', label: 'crash kernel panic', help: 'The capture kernel panicked before saving the vmcore' },
   'crash-kernel-hang': { bg: '#8c1d40', fg: '#ffffff', label: 'crash kernel hang', help: 'The machine stopped making progress after the panic' },
   'kexec-refused': { bg: '#6d4bb0', fg: '#ffffff', label: 'kexec refused', help: 'The capture kernel could not be loaded' },
+  'no-crash-kernel': { bg: '#5b3f8c', fg: '#ffffff', label: 'no crash kernel', help: 'Nothing had loaded a capture kernel, so the panic had nowhere to go' },
   'first-kernel-failed': { bg: '#4d5561', fg: '#ffffff', label: 'first kernel failed', help: 'The first kernel did not reach the point of loading a capture kernel' },
 };
 

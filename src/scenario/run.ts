@@ -101,6 +101,15 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
     workloadSeed = seed + 1;
   }
 
+  if (!s.crashKernel.loaded) {
+    // The kdump service never ran kexec -p: panic() finds no crash image and stops the machine.
+    fk.step('no capture kernel loaded (kexec_crash_loaded reads 0)');
+    runWorkload(fk, { pages: s.workload.pages, seed: workloadSeed });
+    m.clock.advance(duration(s.panic.after, 'panic.after'));
+    panic(fk, { cpu: Math.min(s.panic.cpu, m.cpus.length - 1), trigger: s.panic.trigger });
+    chainExtra.push('panic: no crash kernel loaded, the machine halts with nothing saved');
+    return finish('no-crash-kernel', null);
+  }
   const load = kexecFileLoad(fk, {
     profile: crashKernelProfile(s),
     cmdline: s.crashKernel.cmdline,

@@ -21,7 +21,7 @@ const profileId = z
   .enum(profileIds, { error: () => `Expected a kernel profile: ${profileIds.join(', ')}` })
   .describe(`Kernel profile: ${profileIds.join(', ')}`);
 
-export const VERDICTS = ['dump-complete', 'dump-partial', 'no-dump', 'crash-kernel-panic', 'crash-kernel-hang', 'kexec-refused', 'first-kernel-failed'] as const;
+export const VERDICTS = ['dump-complete', 'dump-partial', 'no-dump', 'crash-kernel-panic', 'crash-kernel-hang', 'kexec-refused', 'no-crash-kernel', 'first-kernel-failed'] as const;
 export type Verdict = (typeof VERDICTS)[number];
 
 const nic = z.strictObject({
@@ -164,6 +164,8 @@ export const scenarioSchema = z.strictObject({
     kernelSize: size.default('4M').describe('Size of the capture kernel image (bzImage) segment'),
     initrdSize: size.default('16M').describe('Size of the capture initramfs segment'),
     minMemory: size.default('96M').describe('Memory the capture kernel and its initramfs need to save the dump'),
+    loaded: z.boolean().default(true)
+      .describe('Whether user space (the kdump service) loaded the capture kernel with kexec -p; false: the panic finds no crash image (/sys/kernel/kexec_crash_loaded reads 0)'),
   }).prefault({}),
   kexecReboot: z.strictObject({
     profile: profileId.describe('The kernel kexec -e starts'),

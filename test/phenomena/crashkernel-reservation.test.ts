@@ -16,6 +16,18 @@ describe('crash kernel reservation and its consequences', () => {
     expect(r.logs.firstKernel.some((l) => l.includes('crashkernel'))).toBe(false);
   });
 
+  it('a reservation nobody loaded a capture kernel into: the panic has nowhere to go', () => {
+    const s = smallScenario({ firstKernel: { profile: 'linux-6.1', cmdline: 'root=/dev/vda1 ro crashkernel=256M' }, crashKernel: { loaded: false } });
+    const r = runScenario(s);
+    expect(r.verdict).toBe('no-crash-kernel');
+    expect(r.logs.firstKernel.some((l) => l.includes('crashkernel reserved') || l.includes('for crashkernel'))).toBe(true);
+    expect(r.logs.firstKernel.some((l) => l.includes('Kernel panic - not syncing'))).toBe(true);
+    expect(r.logs.crashKernel).toEqual([]);
+    const i = r.chain.findIndex((c) => c.includes('no capture kernel loaded'));
+    expect(i).toBeGreaterThanOrEqual(0);
+    expect(r.chain.findIndex((c) => c.includes('no crash kernel loaded'))).toBeGreaterThan(i);
+  });
+
   it('a range form that matches no range reserves nothing', () => {
     const r = runScenario(withCmdline('root=/dev/vda1 crashkernel=2G-64G:256M'));
     expect(r.verdict).toBe('kexec-refused');

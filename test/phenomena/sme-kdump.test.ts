@@ -15,10 +15,10 @@ import { VmcoreInfo } from '../../src/dump/vmcoreinfo.js';
 import { VMCOREINFO_NOTE_SIZE } from '../../src/kernel/vmcoreinfo-export.js';
 import { smallScenario } from '../helpers/small-scenario.js';
 
-function sme(first: 'on' | 'off', capture: 'on' | 'off', profiles: [string, string] = ['linux-6.1', 'linux-6.1']) {
+function sme(first: 'on' | 'off', capture: 'on' | 'off', profiles: [string, string] = ['linux-6.1', 'linux-6.1'], crashkernel = '224M') {
   const s = smallScenario({
     machine: { memory: '1G', cpus: 2, cpu: { vendor: 'amd', memoryEncryption: 'enabled', cbit: 47 }, devices: [{ kind: 'rx-nic', name: 'nic0', bdf: '00:03.0', packetInterval: '100us', ringEntries: 64 }] },
-    firstKernel: { profile: profiles[0], cmdline: `root=/dev/vda1 ro mem_encrypt=${first} crashkernel=160M` },
+    firstKernel: { profile: profiles[0], cmdline: `root=/dev/vda1 ro mem_encrypt=${first} crashkernel=${crashkernel}` },
     crashKernel: { profile: profiles[1], cmdline: `root=/dev/vda1 mem_encrypt=${capture} irqpoll nr_cpus=1 reset_devices`, initrdSize: '8M', minMemory: '96M' },
   });
   let m: Machine | undefined;
@@ -27,6 +27,21 @@ function sme(first: 'on' | 'off', capture: 'on' | 'off', profiles: [string, stri
   return { r, m: m!, k: k! };
 }
 const step = (chain: string[], s: string): number => chain.findIndex((c) => c.includes(s));
+
+describe('SME and the capture kernel\'s memory', () => {
+  it('SWIOTLB forced by SME takes 64 MiB of the reservation: 160M is enough without SME, not with it', () => {
+    const plain = sme('off', 'off', undefined, '160M').r;
+    expect(plain.verdict).toBe('dump-complete');
+    expect(plain.logs.crashKernel.some((l) => l.includes('software IO TLB'))).toBe(false);
+    const { r } = sme('on', 'on', undefined, '160M');
+    expect(r.verdict).toBe('crash-kernel-panic');
+    const c = r.chain;
+    expect(step(c, 'capture kernel SME active')).toBeGreaterThanOrEqual(0);
+    expect(step(c, 'SWIOTLB (forced by SME) takes 64 MiB')).toBeGreaterThan(step(c, 'capture kernel SME active'));
+    expect(step(c, 'out of memory')).toBeGreaterThan(step(c, 'SWIOTLB (forced by SME)'));
+    expect(r.logs.crashKernel.some((l) => /software IO TLB: mapped \[mem 0x[0-9a-f]{16}-0x[0-9a-f]{16}\] \(64MB\)$/.test(l))).toBe(true);
+  });
+});
 
 describe('SME kdump support table, 4.20+ kernels', () => {
   const onOn = sme('on', 'on');
