@@ -20,6 +20,12 @@ export class Cmdline {
     return v;
   }
 
+  /** The comma-separated options of the last `key=a,b,c` (`iommu=pt`, `intel_iommu=on,sm_on`); [] when absent or bare. */
+  options(key: string): string[] {
+    const v = this.get(key);
+    return typeof v === 'string' ? v.split(',') : [];
+  }
+
   has(key: string): boolean {
     return this.get(key) !== undefined;
   }

@@ -23,6 +23,8 @@ export interface KernelMechanisms {
   vmcoreinfoSmeMask: boolean;
   /** SEV-SNP host support: RMP probe and init, SNP_EN on every CPU, SNP_INIT_EX from the CCP driver (6.9). */
   snpHost: boolean;
+  /** `sev=nosnp` keeps host SNP off: no RMP init, no SNP_INIT, the IOMMU never locked (6.13). */
+  sevNoSnpParam: boolean;
   /**
    * The CCP driver's SNP error messages carry the return value and the
    * firmware's error code (`SEV-SNP firmware shutdown failed, rc -5, error 0xf`)
@@ -125,6 +127,7 @@ const MODERN: KernelMechanisms = {
   oldMemoryEncryptedRead: true,
   vmcoreinfoSmeMask: true,
   snpHost: false,
+  sevNoSnpParam: false,
   ccpErrorDetails: false,
   amdIommuKdump: 'copy',
   snpPanicShutdown: false,
@@ -195,7 +198,7 @@ export const KERNEL_PROFILES: Readonly<Record<string, KernelProfile>> = {
   }),
   // The current kernel: the CCP driver's detailed SNP error messages (6.14) and the AMD IOMMU kdump reuse path (6.18).
   'linux-6.18': profile('linux-6.18', '6.18.0-kdumpsim', {
-    ...MODERN, genericCrashkernelReservation: true, snpHost: true, snpPanicShutdown: true, ccpErrorDetails: true, amdIommuKdump: 'reuse',
+    ...MODERN, genericCrashkernelReservation: true, snpHost: true, sevNoSnpParam: true, snpPanicShutdown: true, ccpErrorDetails: true, amdIommuKdump: 'reuse',
     sevEsGuestKexec: 'refuse', snpGuestKexec: 'unshare-fixed', sevEsDecompressorMmio: 'skip-video',
   }),
 };

@@ -43,6 +43,10 @@ export function snpProbe(k: FirstKernel): SnpHostState {
   if (cpu.cpuid(0x8000_0000)[0] < CPUID_MEM_ENCRYPT_LEAF) return state;
   if ((cpu.cpuid(CPUID_MEM_ENCRYPT_LEAF)[0] & CPUID_MEM_ENCRYPT_SNP) === 0) return state;
   if ((cpu.cpuid(1)[2] & CPUID_ECX_HYPERVISOR) !== 0) return state;
+  if (k.profile.mechanisms.sevNoSnpParam && k.cmdline.options('sev').includes('nosnp')) {
+    k.step('SEV-SNP off: sev=nosnp on the command line (no RMP init, no SNP_INIT)');
+    return state;
+  }
   if ((cpu.rdmsr(MSR_AMD64_SYSCFG) & SYSCFG_MEM_ENCRYPT) === 0n) {
     k.step('SEV-SNP not available: SYSCFG[MemEncryptionModEn] is clear');
     return state;

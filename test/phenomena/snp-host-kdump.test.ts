@@ -207,3 +207,24 @@ describe('the 2024 patch that decommissioned guests during the crash (never merg
     expect(of(m.trace.events, 'iommu-snp-shutdown')).toHaveLength(1);
   });
 });
+
+describe('sev=nosnp keeps host SNP off (6.13 on), so the IOMMU is never locked', () => {
+  it('6.18 honours it: no RMP init, no SNP_INIT, the 6.12 capture kernel programs its IOMMU and saves the dump', () => {
+    const { r, before, after } = run('snp-host-kdump-locked-iommu.yaml', (s) => {
+      s.firstKernel.profile = 'linux-6.18';
+      s.firstKernel.cmdline += ' sev=nosnp';
+    });
+    expect(r.chain.some((c) => c.includes('SEV-SNP off: sev=nosnp on the command line'))).toBe(true);
+    expect(r.logs.firstKernel.some((l) => l.includes('SEV-SNP: RMP table physical range'))).toBe(false);
+    expect(of(before, 'psp-command').length).toBe(0);
+    expect(of(before, 'iommu-snp-enforce').length).toBe(0);
+    expect(of(after, 'iommu-reg-write-ignored').length).toBe(0);
+    expect(r.verdict).toBe('dump-complete');
+  });
+
+  it('6.12 does not know the parameter: SNP comes up and the capture kernel still dies on the locked IOMMU', () => {
+    const { r } = run('snp-host-kdump-locked-iommu.yaml', (s) => { s.firstKernel.cmdline += ' sev=nosnp'; });
+    expect(r.logs.firstKernel.some((l) => l.includes('SEV-SNP: RMP table physical range'))).toBe(true);
+    expect(r.verdict).toBe('crash-kernel-panic');
+  });
+});

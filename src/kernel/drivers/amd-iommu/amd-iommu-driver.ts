@@ -83,8 +83,8 @@ export class AmdIommuDriver implements IommuDriver {
     const m = h.machine;
     const iommu = m.amdIommu;
     if (iommu === undefined) return undefined;
-    const iommuOpt = optionList(h.cmdline.get('iommu'));
-    if (iommuOpt.includes('off') || optionList(h.cmdline.get('amd_iommu')).includes('off')) {
+    const iommuOpt = h.cmdline.options('iommu');
+    if (iommuOpt.includes('off') || h.cmdline.options('amd_iommu').includes('off')) {
       h.step('AMD IOMMU driver not started: disabled on the command line');
       return undefined;
     }
@@ -443,7 +443,4 @@ export class AmdIommuDriver implements IommuDriver {
   }
 }
 
-function optionList(v: string | true | undefined): string[] {
-  return typeof v === 'string' ? v.split(',') : [];
-}
 

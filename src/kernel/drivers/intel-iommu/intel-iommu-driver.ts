@@ -97,7 +97,7 @@ export class IntelIommuDriver implements IommuDriver {
     this.kdump = kdump;
     this.cap = h.machine.mmio.read(mmio + REG_CAP, 8);
     this.ecap = h.machine.mmio.read(mmio + REG_ECAP, 8);
-    const sm = optionList(h.cmdline.get('intel_iommu')).includes('sm_on');
+    const sm = h.cmdline.options('intel_iommu').includes('sm_on');
     this.scalable = sm && h.profile.mechanisms.vtdScalableMode && (this.ecap & ECAP_SMTS) !== 0n;
   }
 
@@ -227,7 +227,7 @@ export class IntelIommuDriver implements IommuDriver {
   #initDmaRemapping(): void {
     const h = this.h;
     const era = h.profile.mechanisms.vtdKdump;
-    const off = optionList(h.cmdline.get('intel_iommu')).includes('off');
+    const off = h.cmdline.options('intel_iommu').includes('off');
     let preEnabled = (this.#gsts() & GSTS_TES) !== 0;
     if (off) {
       // Switched off even when a kexec'd kernel finds it on.
@@ -484,9 +484,6 @@ export class IntelIommuDriver implements IommuDriver {
   }
 }
 
-function optionList(v: string | true | undefined): string[] {
-  return typeof v === 'string' ? v.split(',') : [];
-}
 
 function bdfOf(sid: number): string {
   const h2 = (n: number): string => n.toString(16).padStart(2, '0');
