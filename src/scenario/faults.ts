@@ -23,6 +23,7 @@ const PHASE_EVENT: Record<Exclude<FaultPhase, 'before-panic'>, (e: TraceEvent) =
 /** Faults that change the machine before anything boots. */
 export function applyBootFaults(m: Machine, faults: readonly Fault[]): void {
   for (const f of faults) {
+    if (f.kind === 'psp-command-fails' && f.phase === 'boot') pspCommandFails(m, f);
     if (f.kind !== 'cpu-ignores-nmi') continue;
     const cpu = m.cpus[f.cpu];
     if (cpu === undefined) throw new InputError(`Cannot inject cpu-ignores-nmi: CPU ${f.cpu} does not exist (the machine has ${m.cpus.length})`);
@@ -52,6 +53,7 @@ export function armPhaseFaults(m: Machine, k: FirstKernel, image: KexecImage, fa
     else if (f.kind === 'psp-command-fails') strike = () => pspCommandFails(m, f);
     else if (f.kind === 'iommu-torn-write') strike = () => iommuTornWrite(m, f);
     if (strike === undefined || !('phase' in f)) continue;
+    if (f.phase === 'boot') continue; // armed by applyBootFaults
     if (f.phase === 'before-panic') {
       strike();
       continue;

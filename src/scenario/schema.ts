@@ -65,7 +65,7 @@ export const KEXEC_SEGMENTS = ['elfcorehdr', 'purgatory', 'boot_params', 'kernel
 export const KERNEL_PATCHES = ['snp-kdump-decommission-v1', 'snp-kdump-decommission-v2'] as const;
 /** SEV commands a fault can make fail. */
 export const PSP_FAULT_COMMANDS = ['SHUTDOWN', 'SNP_SHUTDOWN_EX', 'SNP_DF_FLUSH', 'SNP_INIT_EX', 'SNP_DECOMMISSION'] as const;
-export const PSP_FAULT_STATUSES = ['INVALID_PLATFORM_STATE', 'WBINVD_REQUIRED', 'DFFLUSH_REQUIRED', 'HWSEV_RET_UNSAFE', 'RESOURCE_LIMIT', 'SHUTDOWN_INCOMPLETE'] as const;
+export const PSP_FAULT_STATUSES = ['INVALID_PLATFORM_STATE', 'INVALID_CONFIG', 'WBINVD_REQUIRED', 'DFFLUSH_REQUIRED', 'HWSEV_RET_UNSAFE', 'RESOURCE_LIMIT', 'SHUTDOWN_INCOMPLETE'] as const;
 
 const fault = z.discriminatedUnion('kind', [
   z.strictObject({
@@ -84,7 +84,8 @@ const fault = z.discriminatedUnion('kind', [
     kind: z.literal('psp-command-fails').describe('The SEV firmware answers the next command of this kind with an error code and changes nothing'),
     command: z.enum(PSP_FAULT_COMMANDS).describe('The SEV command that fails'),
     status: z.union([z.enum(PSP_FAULT_STATUSES), z.number().int().min(1).max(0xffff)]).describe('The firmware status it returns: a name or a number'),
-    phase: phase.default('before-panic'),
+    phase: z.enum(['boot', ...FAULT_PHASES]).default('before-panic')
+      .describe('As for other faults, plus boot: armed before the first kernel boots, so its SNP_INIT_EX (or any boot-time command) can fail'),
   }),
   z.strictObject({
     kind: z.literal('iommu-torn-write').describe('Half of the next write to an AMD IOMMU base register never arrives (a torn two-half 64-bit write)'),

@@ -170,6 +170,18 @@ describe('SNP faults from the catalogue', () => {
     expect(r.logs.firstKernel).toContainEqual(expect.stringContaining('SEV-SNP firmware shutdown failed'));
   });
 
+  it('SNP_INIT_EX failing at boot (INVALID_CONFIG): SNP never armed, the IOMMU never locked, so even live-guest kdump works', () => {
+    const { r, m, before } = run('snp-host-kdump-locked-iommu.yaml', (s) => {
+      s.faults = [{ kind: 'psp-command-fails', command: 'SNP_INIT_EX', status: 'INVALID_CONFIG', phase: 'boot' }];
+      delete s.expect;
+    });
+    const init = of(m.trace.events, 'psp-command').filter((e) => e.detail.startsWith('SNP_INIT_EX'));
+    expect(init.map((e) => e.data!['status'])).toEqual([0x3]);
+    expect(r.logs.firstKernel).toContainEqual(expect.stringContaining('SEV-SNP: failed to INIT rc -5, error 0x3'));
+    expect(of(before, 'iommu-snp-enforce')).toHaveLength(0);
+    expect(r.verdict).toBe('dump-complete');
+  });
+
   it('a torn base-register write: the low half of the capture kernel\'s DevTabBase is lost, the IOMMU keeps the old table', () => {
     const { r, after } = run('snp-host-kdump-shutdown-ok.yaml', (s) => {
       s.faults = [{ kind: 'iommu-torn-write', register: 'DevTabBase', half: 'low', phase: 'crash-kernel-init' }];
