@@ -21,6 +21,7 @@ import { scenarioJsonSchema } from '../scenario/schema.js';
 import { replayInput } from '../scenario/replay.js';
 import { readText } from '../scenario/load.js';
 import { registerMatrixCommands } from './matrix-command.js';
+import { registerDoctorCommand } from './doctor-command.js';
 
 
 
@@ -199,6 +200,7 @@ export function buildProgram(): Command {
     });
 
   registerMatrixCommands(program);
+  registerDoctorCommand(program);
   program.command('schema')
     .description('print the JSON Schema of scenario files')
     .action(() => out(JSON.stringify(scenarioJsonSchema(), null, 2) + '\n'));

@@ -44,7 +44,7 @@ const IOVA_TOP = 2 ** 32;
 /** Events printed per poll before the rate limit holds the rest back. */
 const EVENT_PRINT_BURST = 10;
 
-export type KdumpPath = 'fresh' | 'disabled-old' | 'copied' | 'reused' | 'copy-failed';
+export type KdumpPath = 'fresh' | 'disabled-old' | 'copied' | 'reused' | 'copy-failed' | 'reuse-failed';
 
 interface Domain { id: number; root: number }
 
@@ -202,6 +202,14 @@ export class AmdIommuDriver implements IommuDriver {
     const strip = (v: bigint): number => this.#strip(baseAddress(v));
     const dtb = m.mmio.read(this.mmio + REG_DEV_TAB_BASE, 8);
     this.devTablePa = strip(dtb);
+    if (this.devTablePa + DEV_TABLE_BYTES > m.dram.size) {
+      // A first kernel with SME wrote its tables' addresses with the C-bit; a capture kernel without SME
+      // does not strip it, so the "address" lies beyond RAM. (The kernel quotes no message for this;
+      // the model takes the failure path: new, empty tables.)
+      this.path = 'reuse-failed';
+      h.step(`the old device table address 0x${this.devTablePa.toString(16)} is not in RAM (the first kernel's C-bit, which this kernel without SME leaves in): nothing to reuse, new empty tables`);
+      return;
+    }
     const old = new Uint8Array(DEV_TABLE_BYTES);
     h.mem.read(this.devTablePa, old);
     for (let devid = 0; devid < 256; devid++) {
