@@ -1,7 +1,8 @@
 // `kdumpsim demo`: the story the project can tell today, on one machine: an
 // SNP host whose capture kernel dies on the IOMMU the panic could not
 // release — and why, from the hardware trace — then the same crash with
-// each fix, ending in a dump that is written and verified page by page.
+// each fix, ending in a dump that is written and verified page by page;
+// then the doctor on a real SNP host's files that show the same failure.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +13,11 @@ import { verdictLabel } from '../report/text.js';
 import { builtinScenario } from './scenario-path.js';
 import { vmcoreVerify } from './vmcore-commands.js';
 import { progressBar } from './progress.js';
+import { builtinFile } from './scenario-path.js';
+import { openBundle } from '../doctor/host-source.js';
+import { readHostFacts } from '../doctor/read-host-facts.js';
+import { diagnose } from '../doctor/diagnose.js';
+import { evidenceRef } from '../report/doctor-text.js';
 
 export function runDemo(write: (s: string) => void, color: boolean): number {
   const b = (s: string): string => (color ? `\u001b[1m${s}\u001b[0m` : s);
@@ -53,9 +59,22 @@ export function runDemo(write: (s: string) => void, color: boolean): number {
     const v = vmcoreVerify(vmcore, truth, false);
     write(`   re-reading the ${reuse.vmcore?.size ?? 0}-byte ELF vmcore: ${v.text}`);
 
+    write('\n' + b('4. A real host: kdumpsim doctor on the files of an SNP host that hit this (a 2024 report)') + '\n');
+    const bundle = builtinFile('test/fixtures/doctor/F2-snp-host-live-guests');
+    const d = diagnose(readHostFacts(openBundle(bundle), 'an SNP host'), { maxFixRuns: 4 });
+    write(`   ${d.headline}\n`);
+    for (const e of d.reproduced.slice(-2)) write(`   on its console and in the model's run, ${evidenceRef(e)}: ${e.text ?? ''}\n`);
+    for (const l of d.model.lines.filter((x) => x.field === 'machine.cpu.snp.guests' || x.field === 'crashKernel.profile')) {
+      write(`   read: ${l.field} = ${l.value} [${l.evidence.slice(0, 1).map(evidenceRef).join('')}]\n`);
+    }
+    const fix = d.fixes[0];
+    if (fix !== undefined) write(`   fix, confirmed by a re-run: ${fix.fixes.map((x) => x.title).join(' and ')}\n     ${fix.fixes.flatMap((x) => x.lines).join('\n     ')}\n`);
+
     write('\nNext: kdumpsim run scenarios/snp-host-kdump-locked-iommu.yaml --html report.html,\n' +
-      '      kdumpsim matrix scenarios/matrix-snp-host-kdump.yaml, and docs/snp-host.md\n');
-    return r.verdict === 'crash-kernel-panic' && ok.verdict === 'dump-complete' && reuse.verdict === 'dump-complete' && v.ok ? 0 : 1;
+      '      kdumpsim matrix scenarios/matrix-snp-host-kdump.yaml, docs/snp-host.md,\n' +
+      '      and sudo kdumpsim doctor on your own host (docs/doctor.md)\n');
+    return r.verdict === 'crash-kernel-panic' && ok.verdict === 'dump-complete' && reuse.verdict === 'dump-complete' && v.ok &&
+      d.readiness === 'not-ready' && fix !== undefined ? 0 : 1;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -143,6 +143,11 @@ describe('kdumpsim demo', () => {
     expect(r.stdout).toMatch(/2\. Fix[^\n]*\n[^\n]*SNP_SHUTDOWN_EX with IOMMU_SNP_SHUTDOWN succeeded[^\n]*\n\s+verdict: dump-complete: (\d+) of \1 pages correct/);
     expect(r.stdout).toContain('AMD-Vi: Reused DEV table from previous kernel.');
     expect(r.stdout).toMatch(/OK: (\d+) of \1 pages match the truth manifest/);
+    // Then the doctor on a real SNP host's files: the same failure, read from its files and reproduced by the model.
+    expect(r.stdout).toMatch(/4\. A real host[^\n]*\n\s+Not ready: a crash now would end in a capture kernel panic/);
+    expect(r.stdout).toMatch(/on its console and in the model's run, commands\/console-log:7: .*Kernel panic - not syncing: timer doesn't work/);
+    expect(r.stdout).toContain('read: machine.cpu.snp.guests = 2 [commands/snp-guests:1]');
+    expect(r.stdout).toContain('fix, confirmed by a re-run: a 6.18 (or 6.17.8) capture kernel');
   });
 });
 
