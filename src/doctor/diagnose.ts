@@ -8,6 +8,7 @@ import type { RunResult } from '../scenario/result.js';
 import type { Evidence, HostFacts, LogHit } from './host-facts.js';
 import { buildHostModel, type HostModel } from './host-scenario.js';
 import { candidateFixes, type Fix } from './fixes.js';
+import { likelyChanges } from './what-ifs.js';
 
 export type Readiness = 'ready' | 'not-ready' | 'unknown';
 
@@ -49,6 +50,8 @@ export interface Diagnosis {
   fixes: ConfirmedFix[];
   /** Changes tried that did not give a complete dump, with the verdict they gave. */
   rejected: { id: string; title: string; verdicts: Verdict[] }[];
+  /** For a ready host: likely next changes that would break kdump, each with the fixes a re-run confirmed for that state. */
+  hazards: { id: string; title: string; outcome: string; verdicts: Verdict[]; fixes: ConfirmedFix[] }[];
   runsMade: number;
 }
 
@@ -79,7 +82,7 @@ export function diagnose(facts: HostFacts, opts: DiagnoseOptions = {}): Diagnosi
       unknowns: model.unknowns.map((u) => ({ fact: u.fact, reason: u.reason, alternatives: u.alternatives.map((a) => a.label) })),
       scenario: model.scenario,
     },
-    runs: [], reproduced: [], fixes: [], rejected: [], runsMade: 0,
+    runs: [], reproduced: [], fixes: [], rejected: [], hazards: [], runsMade: 0,
   };
   if (model.blocking !== undefined) {
     base.headline = 'Could not tell whether a crash now would give a complete dump.';
@@ -104,6 +107,8 @@ export function diagnose(facts: HostFacts, opts: DiagnoseOptions = {}): Diagnosi
     return base;
   }
   base.runs = results.map(({ v, r }) => summarize(v.label, r));
+  const headroom = captureMemoryNote(results[0]!.r, scenarioSchema.parse(results[0]!.v.scenario).crashKernel.minMemory);
+  if (headroom !== undefined) base.model.notes.push(headroom);
   base.reproduced = reproducedLines(facts.captureLog, results[0]!.r);
   const readyCount = base.runs.filter((r) => r.ready).length;
 
@@ -125,10 +130,24 @@ export function diagnose(facts: HostFacts, opts: DiagnoseOptions = {}): Diagnosi
   const missing = facts.sources.filter((x) => !x.optional && x.status !== 'read');
   base.reasons.push(...missing.map((x) => `not read: ${x.path} (${x.reason ?? x.status})`));
   if (base.readiness !== 'ready') {
-    const found = searchFixes(model, variants.map((v) => v.scenario), results.map((x) => x.r), run, opts.maxFixRuns ?? 40);
+    const found = searchFixes(model, model.scenario, variants.map((v) => v.scenario), results.map((x) => x.r), run, opts.maxFixRuns ?? 40);
     base.fixes = found.confirmed;
     base.rejected = found.rejected;
     base.model.notes.push(...found.failed);
+  } else {
+    for (const w of likelyChanges(model)) {
+      const start = structuredClone(model.scenario);
+      w.apply(start);
+      const scenarios = variants.map((v) => {
+        const x = structuredClone(v.scenario);
+        w.apply(x);
+        return x;
+      });
+      const rs = scenarios.map((x) => run(x, `if ${w.id}`));
+      if (rs.every(isReady)) continue;
+      const found = searchFixes(model, start, scenarios, rs, run, 16);
+      base.hazards.push({ id: w.id, title: w.title, outcome: describe(summarize('', rs[0]!)), verdicts: rs.map((r) => r.verdict), fixes: found.confirmed });
+    }
   }
   base.runsMade = runs;
   return base;
@@ -185,6 +204,16 @@ function describe(r: RunSummary): string {
   return words[r.verdict];
 }
 
+/** How much memory the capture kernel had left (its "Memory:" line), and what SWIOTLB took, against what its initramfs needs. */
+function captureMemoryNote(r: RunResult, minMemory: string | number): string | undefined {
+  const mem = r.logs.crashKernel.map((l) => /Memory: (\d+)K\/(\d+)K available/.exec(l)).find((x) => x !== null);
+  if (mem === undefined || mem === null) return undefined;
+  const freeMiB = Math.floor(Number(mem[1]) / 1024);
+  const need = typeof minMemory === 'number' ? minMemory / 2 ** 20 : Number(/^(\d+)M$/.exec(minMemory)?.[1] ?? 96);
+  const swiotlb = r.logs.crashKernel.some((l) => l.includes('software IO TLB: mapped'));
+  return `the capture kernel had ${freeMiB} MiB free for its initramfs and the dump (it needs ${need} MiB)${swiotlb ? ', after the 64 MiB SWIOTLB that SME forces' : ''}`;
+}
+
 /** The host's own console lines that the model's capture kernel printed too (timestamps and prefixes aside). */
 function reproducedLines(captureLog: readonly LogHit[], r: RunResult): Evidence[] {
   const model = r.logs.crashKernel.map(stripPrefix);
@@ -211,7 +240,7 @@ function stripPrefix(line: string): string {
  * a complete dump.
  */
 function searchFixes(
-  m: HostModel, scenarios: ScenarioInput[], baseRuns: RunResult[], run: (s: ScenarioInput, what: string) => RunResult, budget: number,
+  m: HostModel, start: ScenarioInput, scenarios: ScenarioInput[], baseRuns: RunResult[], run: (s: ScenarioInput, what: string) => RunResult, budget: number,
 ): { confirmed: ConfirmedFix[]; rejected: Diagnosis['rejected']; failed: string[] } {
   const failed: string[] = [];
   const confirmed: ConfirmedFix[] = [];
@@ -253,7 +282,7 @@ function searchFixes(
         if (first === undefined) {
           rejected.push({ id: f.id, title: f.title, verdicts: rs.map((r) => r.verdict) });
           if (Math.min(...rs.map(progress)) > basePro) {
-            const after = structuredClone(scenarios[0]!);
+            const after = structuredClone(start);
             f.apply(after);
             stepping.push({ fix: f, after });
           }
@@ -264,7 +293,7 @@ function searchFixes(
       if (best !== undefined) confirmed.push({ fixes: best.list.map(pick), cost: best.list.reduce((n, x) => n + x.cost, 0), verdicts: best.rs.map((r) => r.verdict) });
     }
   };
-  single(candidateFixes(m, m.scenario), baseRuns);
+  single(candidateFixes(m, start), baseRuns);
   // Pairs: a change that got further, then what that state still needs.
   for (const st of stepping) {
     if (confirmed.some((c) => c.fixes.some((x) => sameFamily(x.id, st.fix.id)))) continue;

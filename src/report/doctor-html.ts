@@ -28,6 +28,9 @@ export function renderDoctorHtml(d: Diagnosis): string {
     if (d.rejected.length > 0) parts.push(`<h3>Tried, no complete dump</h3><ul>${d.rejected.map((r) => `<li>${esc(r.title)}: ${[...new Set(r.verdicts)].map((v) => verdictBadge(v)).join(' ')}</li>`).join('')}</ul>`);
     parts.push('</section>');
   }
+  if (d.hazards.length > 0) {
+    parts.push(`<section class="card"><h2>Ready today, but</h2><ul>${d.hazards.map((z) => `<li>if ${esc(z.title)}: ${esc(z.outcome)}${z.fixes.length === 0 ? ' <em>(no change tried helps then)</em>' : `<ul>${z.fixes.slice(0, 3).map((f) => `<li>then: ${esc(f.fixes.map((x) => x.title).join(', and '))}${f.fixes.flatMap((x) => x.lines).map((l) => `<code>${esc(l)}</code>`).join('')}</li>`).join('')}</ul>`}</li>`).join('')}</ul></section>`);
+  }
   parts.push(`<section class="card"><h2>Runs</h2><ul>${d.runs.map((r) => `<li>${verdictBadge(r.verdict)} ${esc(r.variant || 'the host as read')}<ul class="log">${r.why.map((w) => `<li>${esc(w)}</li>`).join('')}</ul></li>`).join('')}</ul></section>`);
   parts.push(`<section class="card"><h2>The host as modelled</h2><table class="model">${d.model.lines.map((l) => `<tr><td>${esc(l.field)}</td><td>${esc(l.value)}</td><td>${esc(l.because)}</td><td class="ev">${esc(l.evidence.map(evidenceRef).join(', '))}</td></tr>`).join('')}</table>`);
   if (d.model.unknowns.length > 0) parts.push(`<h3>Unknown</h3><ul>${d.model.unknowns.map((u) => `<li>${esc(u.fact)}: ${esc(u.reason)} (ran ${esc(u.alternatives.join(' / '))})</li>`).join('')}</ul>`);

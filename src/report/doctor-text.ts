@@ -44,6 +44,17 @@ export function renderDoctorText(d: Diagnosis, opts: { color: boolean; verbose?:
       for (const r of d.rejected) out.push(`  - ${r.title}: ${[...new Set(r.verdicts)].join(', ')}`);
     }
   }
+  if (d.hazards.length > 0) {
+    h('Ready today, but');
+    for (const z of d.hazards) {
+      out.push(`  - if ${z.title}: ${z.outcome}`);
+      if (z.fixes.length === 0) out.push('      no change tried gives a complete dump then');
+      for (const f of z.fixes.slice(0, 3)) {
+        out.push(`      then: ${f.fixes.map((x) => x.title).join(', and ')}`);
+        for (const x of f.fixes) for (const l of x.lines) out.push(`        ${l}`);
+      }
+    }
+  }
   h('The host as modelled');
   for (const l of d.model.lines) {
     const ev = l.evidence.slice(0, 2).map(evidenceRef).join(', ');

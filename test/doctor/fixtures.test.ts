@@ -77,6 +77,9 @@ describe('F3: SNP refused because the IOMMU is in passthrough', () => {
     expect(line(d, 'machine.cpu.snp.firmware')?.value).toBe('1.49');
     expect(d.model.notes.some((n) => n.includes('below 1.51'))).toBe(true);
     expect(d.model.scenario.firstKernel?.cmdline).toContain('iommu=pt');
+    // A firmware update would not change that: iommu=pt still rules SNP out, so no hazard is reported.
+    expect(d.hazards).toEqual([]);
+    expect(d.runsMade).toBeGreaterThan(d.runs.length);
   });
 });
 
@@ -102,6 +105,11 @@ describe('F5 and F6: SNP configured but never initialised', () => {
     expect(d.readiness).toBe('ready');
     expect(evidenceFiles(d, 'machine.cpu.snp.firmware')).toEqual(['commands/kernel-log:6']);
     expect(d.model.notes.some((n) => n.includes('below 1.51'))).toBe(true);
+    // The update the note invites would arm SNP on a kernel without the panic notifier: the doctor says so, with the fix.
+    const z = d.hazards.find((h) => h.id === 'firmware-update');
+    expect(z?.verdicts.every((v) => v === 'crash-kernel-panic')).toBe(true);
+    expect(z?.fixes[0]?.fixes.map((x) => x.id)).toEqual(['capture-kernel-linux-6.18']);
+    expect(z?.fixes[0]?.verdicts.every((v) => v === 'dump-complete')).toBe(true);
   });
   it('F6: SNP_INIT fails with INVALID_CONFIG (modelled as that firmware answer at boot); ready', () => {
     const d = doctor('F6-snp-init-invalid-config');
@@ -109,6 +117,9 @@ describe('F5 and F6: SNP configured but never initialised', () => {
     expect(d.model.scenario.faults).toEqual([{ kind: 'psp-command-fails', command: 'SNP_INIT_EX', status: 3, phase: 'boot' }]);
     expect(evidenceFiles(d, 'faults')).toEqual(['commands/kernel-log:4']);
     expect(d.model.notes.some((n) => n.includes('configured in the BIOS but not active'))).toBe(true);
+    const z = d.hazards.find((h) => h.id === 'snp-init-fixed');
+    expect(z?.outcome).toBe('a capture kernel panic (no dump)');
+    expect(z?.fixes.length).toBeGreaterThan(0);
   });
 });
 
@@ -146,6 +157,8 @@ describe('F9: SME host, mem_encrypt=on in both kernels (4.20)', () => {
     expect(line(d, 'crashKernel.cmdline')?.value).toContain('mem_encrypt=on');
     expect(evidenceFiles(d, 'crashKernel.cmdline').some((e) => e.startsWith('/var/crash/kexec_cmd'))).toBe(true);
     expect(d.runs[0]!.why.some((w) => w.includes('old memory mapped encrypted'))).toBe(true);
+    // The 256 MB must also hold the 64 MiB SWIOTLB that SME forces in the capture kernel: the run shows the headroom.
+    expect(d.model.notes.some((n) => /capture kernel had \d+ MiB free .* after the 64 MiB SWIOTLB that SME forces/.test(n))).toBe(true);
   });
 });
 
