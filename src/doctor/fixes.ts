@@ -26,10 +26,14 @@ const words = (cmdline: string | undefined): string[] => (cmdline ?? '').split(/
 
 function firstCmdlineLines(m: HostModel, add: string[], remove: string[]): string[] {
   const tool = m.setup.tool;
-  const desc = [...add.map((a) => `add ${a}`), ...remove.map((r) => `remove ${r}`)].join(' and ');
+  const desc = add.length === 1 && remove.length === 1
+    ? `replace ${remove[0]} with ${add[0]}`
+    : [...add.map((a) => `add ${a}`), ...remove.map((r) => `remove ${r}`)].join(' and ');
   if (tool === 'kdump-utils') {
+    // Removal first, as its own command: the word removed and the one added may share a key.
     return [
-      `grubby --update-kernel=ALL${add.length > 0 ? ` --args="${add.join(' ')}"` : ''}${remove.length > 0 ? ` --remove-args="${remove.join(' ')}"` : ''}`,
+      ...(remove.length > 0 ? [`grubby --update-kernel=ALL --remove-args="${remove.join(' ')}"`] : []),
+      ...(add.length > 0 ? [`grubby --update-kernel=ALL --args="${add.join(' ')}"`] : []),
       'reboot',
     ];
   }
@@ -145,6 +149,9 @@ export function candidateFixes(m: HostModel, current: ScenarioInput): Fix[] {
     });
   }
 
+  // The kdump tools build the capture kernel's command line from /proc/cmdline unless told otherwise:
+  // a boot parameter changed on the first kernel changes the capture kernel's too.
+  const inherits = words(fk.cmdline).find((w) => !w.startsWith('crashkernel=')) === words(ck.cmdline)[0];
   const snp = s.machine?.cpu?.snp;
   if (snp !== undefined) {
     const fw = snp.firmware === undefined ? undefined : Number(snp.firmware);
@@ -160,7 +167,10 @@ export function candidateFixes(m: HostModel, current: ScenarioInput): Fix[] {
         id: 'sev-nosnp', title: 'host SNP off with sev=nosnp', cost: 2.5,
         lines: firstCmdlineLines(m, ['sev=nosnp'], []),
         drawback: 'no SEV-SNP guests on this host',
-        apply: (x) => { x.firstKernel!.cmdline = [...words(x.firstKernel!.cmdline), 'sev=nosnp'].join(' '); },
+        apply: (x) => {
+          x.firstKernel!.cmdline = [...words(x.firstKernel!.cmdline), 'sev=nosnp'].join(' ');
+          if (inherits) x.crashKernel!.cmdline = [...words(x.crashKernel!.cmdline), 'sev=nosnp'].join(' ');
+        },
       });
     }
     out.push({
@@ -179,16 +189,20 @@ export function candidateFixes(m: HostModel, current: ScenarioInput): Fix[] {
     }
   }
 
-  if (s.machine?.iommu?.kind === 'intel' && new Cmdline(fk.cmdline ?? '').options('intel_iommu').includes('sm_on')) {
+  const smWord = words(fk.cmdline).filter((w) => w.startsWith('intel_iommu=')).at(-1);
+  if (s.machine?.iommu?.kind === 'intel' && smWord !== undefined && new Cmdline(fk.cmdline ?? '').options('intel_iommu').includes('sm_on')) {
+    const rest = smWord.slice('intel_iommu='.length).split(',').filter((o) => o !== 'sm_on');
     out.push({
       id: 'intel-iommu-sm-off', title: 'leave VT-d scalable mode off in the first kernel', cost: 2,
-      lines: firstCmdlineLines(m, [], ['intel_iommu=sm_on']).map((l) => l),
+      lines: firstCmdlineLines(m, rest.length > 0 ? [`intel_iommu=${rest.join(',')}`] : [], [smWord]),
       apply: (x) => {
-        x.firstKernel!.cmdline = words(x.firstKernel!.cmdline).map((w) => {
+        const smOff = (cmdline: string | undefined): string => words(cmdline).map((w) => {
           if (!w.startsWith('intel_iommu=')) return w;
           const opts = w.slice('intel_iommu='.length).split(',').filter((o) => o !== 'sm_on');
           return opts.length === 0 ? '' : `intel_iommu=${opts.join(',')}`;
         }).filter((w) => w.length > 0).join(' ');
+        x.firstKernel!.cmdline = smOff(x.firstKernel!.cmdline);
+        if (inherits) x.crashKernel!.cmdline = smOff(x.crashKernel!.cmdline);
       },
     });
   }
