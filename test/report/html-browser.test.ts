@@ -7,6 +7,10 @@ import * as path from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderMatrixHtml, renderRunHtml } from '../../src/report/html.js';
+import { renderDoctorHtml } from '../../src/report/doctor-html.js';
+import { openBundle } from '../../src/doctor/host-source.js';
+import { readHostFacts } from '../../src/doctor/read-host-facts.js';
+import { diagnose } from '../../src/doctor/diagnose.js';
 import { launchChromium, openReport, pngSize, requireBrowser, screenshotDir, type OpenedReport } from './browser.js';
 import { TIB_WRONG_PFN, XSS_IMG, XSS_SCRIPT, fourAxisMatrix, hangRun, hostileRun, smallMatrix, tibRun } from './report-fixtures.js';
 
@@ -118,6 +122,24 @@ describe.skipIf(!haveBrowser)('HTML reports in Chromium', () => {
       expect(await r.page.locator('#memory-map rect[data-fate="missing"]').count()).toBeGreaterThan(0);
       expect(await r.page.locator('#timeline [data-milestone="capture-start"]').count()).toBe(0);
       await expectScreenshot(r, 'run-hang.png', 50_000);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('shows a doctor report: verdict, confirmed fix, evidence; markup in a host path stays text', async () => {
+    const bundle = path.join(import.meta.dirname, '..', 'fixtures', 'doctor', 'F10-no-reservation-ubuntu-range');
+    const d = diagnose(readHostFacts(openBundle(bundle), `host ${XSS_SCRIPT}`));
+    const r = await openReport(browser, shots.dir, 'doctor.html', renderDoctorHtml(d));
+    try {
+      expectQuiet(r);
+      const text = (await r.page.textContent('main')) ?? '';
+      expect(text).toContain('Not ready');
+      expect(text).toContain('crashkernel=192M');
+      expect(text).toContain('/sys/kernel/kexec_crash_size:1');
+      expect(text).toContain(XSS_SCRIPT);
+      expect(await r.page.locator('main script').count()).toBe(0);
+      await expectScreenshot(r, 'doctor.png', 20_000);
     } finally {
       await r.close();
     }
