@@ -138,28 +138,97 @@ function rulesOf(vi: VmcoreInfo, where: string): Rules {
 const bit = (lo: number, hi: number, nr: number | undefined): boolean =>
   nr !== undefined && (nr < 32 ? (lo >>> nr) & 1 : (hi >>> (nr - 32)) & 1) === 1;
 
-/** The struct page array of a dump: FLATMEM, one array the mem_map pointer points at. */
+/** section_mem_map's low bits are state flags (present, has a mem_map, online, early, device); the rest is the encoded mem_map. */
+const SECTION_FLAG_BITS = 0x1fn;
+const SECTION_MARKED_PRESENT = 1n;
+const SECTION_HAS_MEM_MAP = 2n;
+
+/**
+ * A dump's struct pages, found as the dumped kernel's memory model says:
+ * FLATMEM (SYMBOL(mem_map), one array) or SPARSEMEM (SYMBOL(mem_section):
+ * per 2^SECTION_SIZE_BITS of physical memory a struct mem_section whose
+ * section_mem_map encodes that section's mem_map, with SPARSEMEM_EXTREME's
+ * root array when LENGTH(mem_section) counts roots). Frames of a section
+ * without a mem_map read as zeroed struct pages, which no dump level
+ * excludes, as makedumpfile keeps them.
+ */
 export class MemMapReader {
   readonly #vm: KernelVm;
-  readonly #base: bigint;
   readonly #size: number;
+  readonly #flat: bigint | undefined;
+  readonly #sparse: { table: bigint; extreme: boolean; perRoot: number; sectionSize: number; mapOffset: number; pfnShift: number } | undefined;
+  readonly #sections = new Map<number, bigint | null>();
 
   constructor(vi: VmcoreInfo, phys: PhysMemory, where: string, size: number) {
     this.#vm = new KernelVm(vi, phys, where);
     this.#size = size;
     const memMapSym = vi.symbol('mem_map');
-    if (memMapSym === undefined) {
-      const model = vi.symbol('mem_section') !== undefined ? 'SPARSEMEM (SYMBOL(mem_section))' : 'no SYMBOL(mem_map) or SYMBOL(mem_section)';
-      throw new VmcoreFormatError(`Cannot classify pages of "${where}": only a FLATMEM mem_map (SYMBOL(mem_map)) is read, and this kernel has ${model}`, {
-        file: where, field: 'SYMBOL(mem_map)',
-      });
+    if (memMapSym !== undefined) {
+      this.#flat = this.#vm.readU64(memMapSym, 'the mem_map pointer');
+      return;
     }
-    this.#base = this.#vm.readU64(memMapSym, 'the mem_map pointer');
+    const table = vi.symbol('mem_section');
+    if (table === undefined) {
+      throw new VmcoreFormatError(`Cannot classify pages of "${where}": VMCOREINFO has neither SYMBOL(mem_map) (FLATMEM) nor SYMBOL(mem_section) (SPARSEMEM)`, { file: where, field: 'SYMBOL(mem_section)' });
+    }
+    const need = (v: number | bigint | undefined, key: string): number => {
+      if (v === undefined) throw new VmcoreFormatError(`Cannot classify pages of "${where}": VMCOREINFO has SYMBOL(mem_section) but no ${key}`, { file: where, field: key });
+      return Number(v);
+    };
+    const sectionSize = need(vi.size('mem_section'), 'SIZE(mem_section)');
+    const sectionBits = need(vi.number('SECTION_SIZE_BITS'), 'NUMBER(SECTION_SIZE_BITS)');
+    const physBits = Number(vi.number('MAX_PHYSMEM_BITS') ?? 46n);
+    if (sectionSize < 8 || sectionSize > 4096 || sectionBits < 12 || sectionBits > physBits || physBits > 52) {
+      throw new VmcoreFormatError(`Cannot classify pages of "${where}": SIZE(mem_section) ${sectionSize}, SECTION_SIZE_BITS ${sectionBits}, MAX_PHYSMEM_BITS ${physBits} do not describe a sparse memory model`, { file: where, field: 'SIZE(mem_section)' });
+    }
+    const perRoot = Math.floor(4096 / sectionSize);
+    // SPARSEMEM_EXTREME exports LENGTH(mem_section) = NR_SECTION_ROOTS; the static array has NR_MEM_SECTIONS entries.
+    const extreme = vi.length('mem_section') === 2 ** (physBits - sectionBits) / perRoot;
+    this.#sparse = { table, extreme, perRoot, sectionSize, mapOffset: vi.offset('mem_section.section_mem_map') ?? 0, pfnShift: sectionBits - 12 };
+  }
+
+  /** The decoded mem_map of a section (struct page of its pfn p at result + p * SIZE(page)), or null without one. */
+  #sectionMemMap(nr: number): bigint | null {
+    const cached = this.#sections.get(nr);
+    if (cached !== undefined) return cached;
+    const sp = this.#sparse!;
+    let section: bigint;
+    if (sp.extreme) {
+      const root = this.#vm.readU64(sp.table + BigInt(Math.floor(nr / sp.perRoot) * 8), `mem_section root ${Math.floor(nr / sp.perRoot)}`);
+      section = root === 0n ? 0n : root + BigInt((nr % sp.perRoot) * sp.sectionSize);
+    } else {
+      section = sp.table + BigInt(nr * sp.sectionSize);
+    }
+    let map: bigint | null = null;
+    if (section !== 0n) {
+      const coded = this.#vm.readU64(section + BigInt(sp.mapOffset), `section_mem_map of section ${nr}`);
+      const want = SECTION_MARKED_PRESENT | SECTION_HAS_MEM_MAP;
+      if ((coded & want) === want) map = coded & ~SECTION_FLAG_BITS;
+    }
+    if (this.#sections.size >= 65536) this.#sections.clear();
+    this.#sections.set(nr, map);
+    return map;
   }
 
   /** Struct pages of frames [pfn, pfn + count) into dst. */
   read(pfn: number, count: number, dst: Uint8Array): void {
-    this.#vm.read(this.#base + BigInt(pfn) * BigInt(this.#size), dst.subarray(0, count * this.#size), `struct page of frame 0x${pfn.toString(16)}`);
+    const size = BigInt(this.#size);
+    if (this.#flat !== undefined) {
+      this.#vm.read(this.#flat + BigInt(pfn) * size, dst.subarray(0, count * this.#size), `struct page of frame 0x${pfn.toString(16)}`);
+      return;
+    }
+    const shift = this.#sparse!.pfnShift;
+    let done = 0;
+    while (done < count) {
+      const p = pfn + done;
+      const nr = Math.floor(p / 2 ** shift);
+      const n = Math.min(count - done, (nr + 1) * 2 ** shift - p);
+      const out = dst.subarray(done * this.#size, (done + n) * this.#size);
+      const map = this.#sectionMemMap(nr);
+      if (map === null) out.fill(0);
+      else this.#vm.read(BigInt.asUintN(64, map + BigInt(p) * size), out, `struct page of frame 0x${p.toString(16)}`);
+      done += n;
+    }
   }
 }
 

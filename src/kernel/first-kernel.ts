@@ -19,6 +19,7 @@ import type { Range } from './memblock.js';
 import { KernelImage } from './kernel-image.js';
 import { PageTableBuilder } from './page-table-builder.js';
 import { MemMap } from './mem-map.js';
+import { buildMemSections, presentSections, VMEMMAP_START } from './mem-section.js';
 import { PageAllocator } from './page-allocator.js';
 import { KERNEL_PHYS_START, PAGE_OFFSET, START_KERNEL_MAP, alignDown, alignUp } from './layout.js';
 import { reserveCrashRegion } from './crash-reservation.js';
@@ -80,6 +81,8 @@ export class FirstKernel {
   memblock!: PageAllocator;
   pageTables!: PageTableBuilder;
   memMap!: MemMap;
+  /** The mem_section pointer: the virtual address of the SPARSEMEM_EXTREME root array. */
+  memSection = 0n;
   vmcoreinfo!: VmcoreInfo;
   crashRegion: Range | undefined;
   crashLowRegion: Range | undefined;
@@ -170,17 +173,27 @@ export class FirstKernel {
     if (res.lowRegion) this.crashLowRegion = res.lowRegion;
 
     const maxPfn = Math.floor(m.dram.size / 4096);
-    const mmBytes = MemMap.bytesFor(maxPfn);
+    // vmemmap_populate(): the struct pages in 2 MiB chunks, mapped at VMEMMAP_START.
+    const mmBytes = alignUp(MemMap.bytesFor(maxPfn), 2 ** 21);
     const mmBase = this.memblock.alloc(mmBytes, 2 ** 21);
     if (mmBase === undefined) return { ok: false, reason: `cannot allocate the memory map (${mmBytes} bytes)` };
     this.memMap = new MemMap(mmBase, maxPfn);
-    this.#writePointer(this.image.pa('mem_map'), this.memMap.va);
+    this.pageTables.map(VMEMMAP_START, mmBase, mmBytes, { writable: true, global: true });
+    const usable = m.e820.filter((e) => e.type === 'usable').map((e) => ({ start: e.addr, end: e820End(e) }));
+    const rootsPa = buildMemSections(this.mem, (bytes) => {
+      const pa = this.memblock.alloc(bytes, 4096);
+      if (pa === undefined) throw new RangeError('Cannot allocate mem_section: memblock is empty');
+      this.mem.zero(pa, bytes);
+      return pa;
+    }, presentSections(usable));
+    this.memSection = PAGE_OFFSET + BigInt(rootsPa);
+    this.#writePointer(this.image.pa('mem_section'), this.memSection);
     this.memMap.describe(this.mem, this.image.base / 4096, this.image.size / 4096, 'kernel');
     this.memblock.freeAll(this.mem, this.memMap);
     if (this.sme.active) this.log.printk(smeBanner(this.profile));
 
     this.vmcoreinfo = buildVmcoreinfo({
-      release: this.profile.release, image: this.image, smeMask: this.sme.mask, emitSmeMask: this.profile.mechanisms.vmcoreinfoSmeMask,
+      release: this.profile.release, image: this.image, smeMask: this.sme.mask, emitSmeMask: this.profile.mechanisms.vmcoreinfoSmeMask, memSection: this.memSection,
     });
     writeVmcoreinfoNote(this.mem, this.image, this.vmcoreinfo);
 

@@ -1,7 +1,7 @@
 // The kernel image in physical memory: text, rodata, data and bss at a load
 // address, with the symbols VMCOREINFO publishes pointing at real bytes
 // (init_uts_ns holds the release string, init_top_pgt the page-table root,
-// mem_map the struct page array pointer, vmcoreinfo_note the note).
+// mem_section the SPARSEMEM root array pointer, vmcoreinfo_note the note).
 
 import type { PhysAccess } from './phys-access.js';
 import { Prng } from '../util/prng.js';
@@ -31,7 +31,7 @@ export const SYMBOL_OFFSETS = {
   linux_banner: IMAGE.rodata,
   init_top_pgt: IMAGE.data,
   init_uts_ns: IMAGE.data + 0x3000,
-  mem_map: IMAGE.data + 0x4000,
+  mem_section: IMAGE.data + 0x4000,
   vmcoreinfo_data: IMAGE.data + 0x5000,
   vmcoreinfo_note: IMAGE.data + 0x6000,
   _end: IMAGE.end,

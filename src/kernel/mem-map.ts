@@ -1,5 +1,6 @@
-// The memory map: one struct page (64 bytes, 6.1 layout) per page frame,
-// FLATMEM style (a `mem_map` pointer to one array). Pages the workload owns get
+// The memory map: one struct page (64 bytes, 6.1 layout) per page frame, in
+// one physically contiguous array that the kernel maps at VMEMMAP_START
+// (SPARSEMEM_VMEMMAP; the sections that describe it are in mem-section.ts). Pages the workload owns get
 // their flags, mapping and counts written, so dump filters classify them from
 // the dumped kernel's own data as makedumpfile does. Free memory is held by
 // the buddy allocator (page-allocator.ts) in naturally aligned blocks of
@@ -7,7 +8,6 @@
 // type in _mapcount and the order in private.
 
 import type { PhysAccess } from './phys-access.js';
-import { PAGE_OFFSET } from './layout.js';
 
 export const STRUCT_PAGE = { size: 64, flags: 0, lru: 8, mapping: 24, private: 40, _mapcount: 48, _refcount: 52 } as const;
 
@@ -57,10 +57,6 @@ export class MemMap {
     return MemMap.bytesFor(this.maxPfn);
   }
 
-  /** Virtual address of the array (what the mem_map pointer holds). */
-  get va(): bigint {
-    return PAGE_OFFSET + BigInt(this.base);
-  }
 
   /** Writes the struct pages of `count` consecutive frames from `pfn`. */
   describe(mem: PhysAccess, pfn: number, count: number, use: PageUse, order = 0): void {

@@ -9,6 +9,7 @@ import type { PhysAccess } from './phys-access.js';
 import type { KernelImage } from './kernel-image.js';
 import { MAX_ORDER, STRUCT_PAGE, PG, PG_HEAD_MASK, PAGE_BUDDY_MAPCOUNT_VALUE, PAGE_OFFLINE_MAPCOUNT_VALUE } from './mem-map.js';
 import { KERNEL_IMAGE_SIZE, PAGE_SIZE } from './layout.js';
+import { MAX_PHYSMEM_BITS, MEM_SECTION_SIZE, NR_SECTION_ROOTS, SECTION_SIZE_BITS } from './mem-section.js';
 
 /** VMCOREINFO_BYTES: the text buffer is one page. */
 export const VMCOREINFO_BYTES = PAGE_SIZE;
@@ -22,6 +23,8 @@ export interface VmcoreinfoFacts {
   smeMask: bigint;
   /** Whether this kernel exports NUMBER(sme_mask) at all (5.1 on). */
   emitSmeMask: boolean;
+  /** The mem_section pointer's value: the SPARSEMEM_EXTREME root array (VMCOREINFO_SYMBOL_ARRAY exports the pointer, not the variable). */
+  memSection: bigint;
 }
 
 export function buildVmcoreinfo(f: VmcoreinfoFacts): VmcoreInfo {
@@ -33,7 +36,10 @@ export function buildVmcoreinfo(f: VmcoreinfoFacts): VmcoreInfo {
   vi.setOffset('uts_namespace.name', 0);
   vi.setSymbol('swapper_pg_dir', img.va('init_top_pgt'));
   vi.setSymbol('_stext', img.va('_stext'));
-  vi.setSymbol('mem_map', img.va('mem_map'));
+  vi.setSymbol('mem_section', f.memSection);
+  vi.setLength('mem_section', NR_SECTION_ROOTS);
+  vi.setSize('mem_section', MEM_SECTION_SIZE);
+  vi.setOffset('mem_section.section_mem_map', 0);
   vi.setSize('page', STRUCT_PAGE.size);
   vi.setOffset('page.flags', STRUCT_PAGE.flags);
   vi.setOffset('page._refcount', STRUCT_PAGE._refcount);
@@ -56,6 +62,8 @@ export function buildVmcoreinfo(f: VmcoreinfoFacts): VmcoreInfo {
   vi.setNumber('pgtable_l5_enabled', 0);
   vi.set('KERNELOFFSET', '0');
   vi.setNumber('KERNEL_IMAGE_SIZE', KERNEL_IMAGE_SIZE);
+  vi.setNumber('SECTION_SIZE_BITS', SECTION_SIZE_BITS);
+  vi.setNumber('MAX_PHYSMEM_BITS', MAX_PHYSMEM_BITS);
   if (f.emitSmeMask) vi.setNumber('sme_mask', f.smeMask);
   return vi;
 }

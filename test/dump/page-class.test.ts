@@ -146,13 +146,47 @@ describe('page classification from struct pages (makedumpfile\'s tests and their
     }
   });
 
+  it('SPARSEMEM_EXTREME: finds the same struct pages section by section; a section without a mem_map excludes nothing', () => {
+    // 2^20-byte sections (256 frames), 32 physical address bits: 4096 sections, 16 roots of 256.
+    const sparse = () => kernel(SAMPLE, (vi) => {
+      vi.delete('SYMBOL(mem_map)');
+      vi.setSymbol('mem_section', 0xffff_8880_0005_0000n);
+      vi.setLength('mem_section', 16).setSize('mem_section', 16).setOffset('mem_section.section_mem_map', 0);
+      vi.setNumber('SECTION_SIZE_BITS', 20).setNumber('MAX_PHYSMEM_BITS', 32);
+    });
+    const withSections = (absent: number[]) => {
+      const k = sparse();
+      const roots = new Uint8Array(4096);
+      new DataView(roots.buffer).setBigUint64(0, 0xffff_8880_0005_1000n, true);
+      const sections = new Uint8Array(4096);
+      for (let nr = 0; nr < 8; nr++) {
+        if (absent.includes(nr)) continue;
+        // The encoded mem_map: the array's address (its first pfn is 0), plus present | has-mem-map | online.
+        new DataView(sections.buffer).setBigUint64(nr * 16, (0xffff_8880_0000_0000n + BigInt(MEM_MAP_PA)) | 7n, true);
+      }
+      k.frames.set(0x50, roots);
+      k.frames.set(0x51, sections);
+      return k;
+    };
+    const flat = scan(kernel(SAMPLE), 31);
+    expect(flat.size).toBeGreaterThan(0);
+    expect(scan(withSections([]), 31)).toEqual(flat);
+    // Section 0 (frames 0x0-0xff, every sample page) has no mem_map: nothing there is excluded.
+    expect([...scan(withSections([0]), 31).keys()].filter((p) => p < 0x100)).toEqual([]);
+  });
+
   it('names what is missing when VMCOREINFO cannot locate struct pages', () => {
     const k = kernel(new Map());
     k.vi.delete('SIZE(page)');
     expect(() => scan(k, 31)).toThrow(/VMCOREINFO has no SIZE\(page\)/);
+    const none = kernel(new Map());
+    none.vi.delete('SYMBOL(mem_map)');
+    expect(() => scan(none, 31)).toThrow(/neither SYMBOL\(mem_map\) \(FLATMEM\) nor SYMBOL\(mem_section\) \(SPARSEMEM\)/);
     const s = kernel(new Map());
     s.vi.delete('SYMBOL(mem_map)');
     s.vi.setSymbol('mem_section', 0xffff_ffff_8100_0000n);
-    expect(() => scan(s, 31)).toThrow(/only a FLATMEM mem_map .* SPARSEMEM/);
+    expect(() => scan(s, 31)).toThrow(/has SYMBOL\(mem_section\) but no SIZE\(mem_section\)/);
+    s.vi.setSize('mem_section', 16);
+    expect(() => scan(s, 31)).toThrow(/no NUMBER\(SECTION_SIZE_BITS\)/);
   });
 });

@@ -46,14 +46,28 @@ describe('first kernel boot leaves what VMCOREINFO describes in memory', () => {
     expect(new TextDecoder().decode(uts).replace(/\0.*$/s, '')).toBe('6.1.0-kdumpsim');
   });
 
-  it('mem_map points at struct pages that describe the workload pages', () => {
+  it('SPARSEMEM: mem_section leads, section by section, to vmemmap struct pages that describe the workload pages', () => {
     const w = runWorkload(k, { pages: 300, seed: 5 });
     expect(w.pages).toBe(300);
-    const ptr = new DataView(readVirt(m, root, vi.symbol('mem_map')!, 8).buffer).getBigUint64(0, true);
-    expect(ptr).toBe(k.memMap.va);
-    // Some page the workload wrote: its struct page has a non-zero flags or refcount.
+    expect(vi.symbol('mem_map')).toBeUndefined();
+    expect(vi.length('mem_section')).toBe(2048);
+    expect(vi.size('mem_section')).toBe(16);
+    expect(vi.number('SECTION_SIZE_BITS')).toBe(27n);
+    expect(vi.number('MAX_PHYSMEM_BITS')).toBe(46n);
+    const u64 = (va: bigint): bigint => new DataView(readVirt(m, root, va, 8).buffer).getBigUint64(0, true);
+    // The image's mem_section variable holds the root array VMCOREINFO names.
+    expect(u64(k.image.va('mem_section'))).toBe(vi.symbol('mem_section'));
+    // Some page the workload wrote: its section, then its struct page through vmemmap.
     const pfn = m.dram.presentFrames(0x100000 / 4096, m.dram.size / 4096).find((p) => p * 4096 >= 0x4000000 && (p < k.memMap.base / 4096 || p >= (k.memMap.base + k.memMap.bytes) / 4096))!;
-    const sp = readVirt(m, root, ptr + BigInt(pfn * STRUCT_PAGE.size), STRUCT_PAGE.size);
+    const nr = pfn >> 15;
+    const rootPtr = u64(vi.symbol('mem_section')! + BigInt(Math.floor(nr / 256) * 8));
+    const sectionMemMap = u64(rootPtr + BigInt((nr % 256) * 16));
+    expect(sectionMemMap & 0xfn).toBe(0xfn); // present, has a mem_map, online, early
+    const memMap = sectionMemMap & ~0x1fn;
+    expect(memMap).toBe(0xffff_ea00_0000_0000n);
+    // A section past the end of RAM is not present.
+    expect(u64(vi.symbol('mem_section')! + BigInt(Math.floor((m.dram.size / 2 ** 27 + 256) / 256) * 8))).toBe(0n);
+    const sp = readVirt(m, root, memMap + BigInt(pfn * STRUCT_PAGE.size), STRUCT_PAGE.size);
     const dv = new DataView(sp.buffer);
     expect(dv.getInt32(STRUCT_PAGE._refcount, true)).toBe(1);
     const flags = dv.getBigUint64(STRUCT_PAGE.flags, true);
