@@ -157,7 +157,7 @@ export function buildProgram(): Command {
     .usage('[options] <in...> <out>')
     .requiredOption('--format <format>', 'output format: elf or kdump', parseFormat)
     .option('--compress <codec>', 'with --format kdump: page codec zlib (default), lzo, snappy, zstd or none', parseCompress)
-    .option('--dump-level <n>', 'with --format kdump: makedumpfile\'s -d (0-31); 2 cache, 4 cache with private, 8 user data, 16 free pages, from the dump\'s struct pages', parseDumpLevel)
+    .option('--dump-level <n>', 'makedumpfile\'s -d (0-31); 1 zero pages, 2 cache, 4 cache with private, 8 user data, 16 free pages, from the dump\'s struct pages; with --format elf, PT_LOADs are split as makedumpfile -E -d N splits them', parseDumpLevel)
     .option('--threads <n>', 'with --format kdump: worker threads compressing pages (default 1); the output is the same whatever the count', parseThreads)
     .addHelpText('after', '\nPages are read in bulk and written sparse (ELF) or compressed with zero pages shared (kdump);\nthe output appears only when complete.\n\nExample:\n  kdumpsim vmcore convert vmcore vmcore.kdump --format kdump --compress lzo')
     .action((files, o) => {
@@ -166,7 +166,6 @@ export function buildProgram(): Command {
       const inputs = files.slice(0, -1);
       const input = inputs[0]!;
       compressOnlyForKdump(o.format, o.compress);
-      if (o.dumpLevel !== undefined && o.dumpLevel > 1 && o.format !== 'kdump') throw new UsageError(`Cannot use --dump-level ${o.dumpLevel}: levels above 1 apply to --format kdump only`);
       if (o.threads !== undefined && o.format !== 'kdump') throw new UsageError(`Cannot use --threads ${o.threads}: it applies to --format kdump only`);
       // A flattened stream is rearranged into a regular file first (what makedumpfile -R does).
       let regular = input;
@@ -180,7 +179,8 @@ export function buildProgram(): Command {
         const res = convertVmcore(r, output, o.format, (d, t) => bar.update(d, t), o.compress, o.dumpLevel, o.threads);
         bar.done();
         const left = Object.entries(res.excluded ?? {}).map(([k, n]) => `${n} ${k}`).join(', ');
-        out(`${output}: ${res.format === 'kdump' ? 'kdump-compressed' : 'ELF'}, ${res.pages} pages, ${res.fileSize} bytes${left ? ` (left out: ${left})` : ''}\n`);
+        const elfLeft = res.pagesLeftOut === undefined ? '' : ` (${res.pagesLeftOut} pages left out past p_filesz${left ? `; the level's filter: ${left}` : ''})`;
+        out(`${output}: ${res.format === 'kdump' ? 'kdump-compressed' : 'ELF'}, ${res.pages} pages, ${res.fileSize} bytes${res.format === 'elf' ? elfLeft : left ? ` (left out: ${left})` : ''}\n`);
       } finally {
         bar.done();
         r.close();

@@ -17,6 +17,7 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { requireCodec, type Codec } from './codecs.js';
 import { PAGE_SIZE } from './page-source.js';
+import { INCOMPRESSIBLE_MAX_REPEATS, INCOMPRESSIBLE_MIN_BITS, PAGE_COMPRESSOR_SOURCE } from './page-compress.js';
 
 /** Pages per batch (1 MiB in, 1 MiB out). */
 export const BATCH_PAGES = 256;
@@ -34,10 +35,10 @@ const READY = 4; // workers that loaded their codec
 const CTRL_WORDS = 8;
 const ERROR_BYTES = 1024;
 
-/** Package each codec's worker loads, and how it compresses one page (kept in step with codecs.ts). */
+/** Package each codec's worker loads, and how it compresses one page (page-compress.ts, the same code as the inline path). */
 const WORKER_SOURCE = String.raw`
 const { workerData } = require('node:worker_threads');
-const { ctrl, done, sizes, input, output, slots, batchPages, pageSize, codec, modulePath, errorBytes } = workerData;
+const { ctrl, done, sizes, input, output, slots, batchPages, pageSize, codec, modulePath, errorBytes, maxRepeats, minBits } = workerData;
 const ctrlI = new Int32Array(ctrl);
 const doneI = new Int32Array(done);
 const sizesI = new Int32Array(sizes);
@@ -51,21 +52,21 @@ function fail(e) {
   }
   for (let s = 0; s < slots; s++) Atomics.notify(doneI, s);
 }
-let compress;
+${PAGE_COMPRESSOR_SOURCE}
+let compressInto;
 try {
   if (codec === 'zlib') {
-    const zlib = require('node:zlib');
-    compress = (p) => zlib.deflateSync(p, { level: 1 });
+    compressInto = makePageCompressor(require('node:zlib'), null, pageSize, maxRepeats, minBits, makeIncompressibleTest);
   } else if (codec === 'lzo') {
     const m = require(modulePath);
-    compress = (p) => m.compress(p);
+    compressInto = makePageCompressor(null, (p) => m.compress(p), pageSize, maxRepeats, minBits, makeIncompressibleTest);
   } else if (codec === 'snappy') {
     const m = require(modulePath);
-    compress = (p) => m.compressSync(p);
+    compressInto = makePageCompressor(null, (p) => m.compressSync(p), pageSize, maxRepeats, minBits, makeIncompressibleTest);
   } else if (codec === 'zstd') {
     const m = require(modulePath);
     const enc = new m.Encoder(1);
-    compress = (p) => enc.encodeSync(p);
+    compressInto = makePageCompressor(null, (p) => enc.encodeSync(p), pageSize, maxRepeats, minBits, makeIncompressibleTest);
   } else {
     throw new Error('unknown codec ' + codec);
   }
@@ -85,13 +86,8 @@ try {
     const base = s * batchPages * pageSize;
     for (let i = 0; i < n; i++) {
       const off = base + i * pageSize;
-      const c = compress(Buffer.from(input, off, pageSize));
-      if (c.length < pageSize) {
-        outU.set(c, off);
-        sizesI[s * batchPages + i] = c.length;
-      } else {
-        sizesI[s * batchPages + i] = pageSize;
-      }
+      const len = compressInto(Buffer.from(input, off, pageSize), outU, off);
+      sizesI[s * batchPages + i] = len >= 0 ? len : pageSize;
     }
     Atomics.store(doneI, s, job + 1);
     Atomics.notify(doneI, s);
@@ -155,7 +151,10 @@ export class CompressPool {
     this.#output = new Uint8Array(output);
     this.#error = new Uint8Array(errorBytes);
     const modulePath = c.packageName === 'node:zlib' ? '' : createRequire(import.meta.url).resolve(c.packageName);
-    const workerData = { ctrl, done, sizes, input, output, slots: this.slots, batchPages: BATCH_PAGES, pageSize: PAGE_SIZE, codec, modulePath, errorBytes };
+    const workerData = {
+      ctrl, done, sizes, input, output, slots: this.slots, batchPages: BATCH_PAGES, pageSize: PAGE_SIZE, codec, modulePath, errorBytes,
+      maxRepeats: INCOMPRESSIBLE_MAX_REPEATS, minBits: INCOMPRESSIBLE_MIN_BITS,
+    };
     try {
       for (let i = 0; i < threads; i++) {
         const w = new Worker(WORKER_SOURCE, { eval: true, workerData });

@@ -1,8 +1,10 @@
 // Converting a vmcore between formats: any file openVmcore reads (ELF,
-// kdump-compressed) to an ELF vmcore laid out as /proc/vmcore or to a
-// kdump-compressed file. Pages are read in bulk and written sparse or
-// compressed; memory stays bounded whatever the dump's size (but for one bit
-// per frame when a dump level filters by struct page).
+// kdump-compressed) to an ELF vmcore laid out as /proc/vmcore (or, with a
+// dump level, as makedumpfile -E -d N splits it) or to a kdump-compressed
+// file. Pages are read in bulk and written sparse or compressed; memory stays
+// bounded whatever the dump's size: the kdump writer filters and builds its
+// bitmaps a cycle of frames at a time; ELF output at a dump level that
+// filters by struct page keeps one bit per frame.
 
 import type { Codec } from './codecs.js';
 import { encodeNotes } from './elf-note.js';
@@ -57,8 +59,13 @@ export interface ConvertResult {
   pages: number;
   /** The kdump-compressed writer's counts (compressed, raw, zero pages), for kdump output. */
   kdump?: KdumpCompressedWriteResult;
-  /** Pages the dump level left out, by struct-page class. */
+  /**
+   * Pages the dump level's struct-page filter leaves out, by class (for ELF
+   * output, makedumpfile's rule keeps short runs of them: see pagesLeftOut).
+   */
   excluded?: Partial<Record<PageClass, number>>;
+  /** ELF output with a dump level: pages past p_filesz, left out of the file. */
+  pagesLeftOut?: number;
 }
 
 /**
@@ -79,39 +86,52 @@ export function excludedFrames(
 
 /**
  * compression: the kdump output's page codec (default zlib); ignored for ELF.
- * dumpLevel (kdump output only): makedumpfile's -d; bits above 1 leave out
- * pages by struct page (page-class.ts). Zero pages are always shared.
+ * dumpLevel: makedumpfile's -d; bits above 1 leave out pages by struct page
+ * (page-class.ts). kdump output: default 1; zero pages are always shared.
+ * ELF output: default none (the file is /proc/vmcore as is); with a level,
+ * PT_LOADs are split as makedumpfile -E -d N splits them (elf-filter.ts).
  * threads (kdump output only): worker threads compressing pages; the output
  * bytes do not depend on it (compress-pool.ts).
  */
 export function convertVmcore(
   reader: VmcoreReader, out: string, format: 'elf' | 'kdump', onProgress?: (done: number, total: number) => void, compression: Codec = 'zlib',
-  dumpLevel = 1, threads = 1,
+  level?: number, threads = 1,
 ): ConvertResult {
+  const dumpLevel = level ?? (format === 'kdump' ? 1 : 0);
   checkDumpLevel(dumpLevel, `converting "${reader.file}"`);
-  if (format === 'elf' && levelNeedsStructPages(dumpLevel)) {
-    throw new RangeError(`Cannot convert "${reader.file}" to ELF at dump level ${dumpLevel}: dump levels above 1 are written to kdump-compressed output only`);
-  }
   const source = new ReaderPageSource(reader);
   const ranges = reader.physRanges().map((r) => ({ startPfn: Math.floor(r.start / 4096), endPfn: Math.ceil(r.end / 4096) }));
   const pages = ranges.reduce((n, r) => n + (r.endPfn - r.startPfn), 0);
   const notes = encodeNotes(reader.notes);
+  const maxPfn = ranges.reduce((n, x) => Math.max(n, x.endPfn), 0);
   if (format === 'elf') {
+    const filter = levelNeedsStructPages(dumpLevel) ? excludedFrames(reader, ranges, maxPfn, dumpLevel) : undefined;
     const r = writeElfVmcore(out, {
       notes,
       loads: ranges.map((x) => ({ paddr: x.startPfn * 4096, vaddr: PAGE_OFFSET + BigInt(x.startPfn * 4096), memsz: (x.endPfn - x.startPfn) * 4096 })),
       source,
+      ...(level === undefined ? {} : { dumpLevel }),
+      ...(filter === undefined ? {} : { excluded: filter.bitmap }),
       ...(onProgress === undefined ? {} : { onProgress: (d: number, t: number) => onProgress(d / 4096, t / 4096) }),
     });
-    return { format, fileSize: r.fileSize, pages };
+    return {
+      format, fileSize: r.fileSize, pages,
+      ...(level === undefined ? {} : { pagesLeftOut: r.pagesLeftOut }),
+      ...(filter === undefined ? {} : { excluded: filter.counts }),
+    };
   }
-  const maxPfn = ranges.reduce((n, x) => Math.max(n, x.endPfn), 0);
-  const filter = levelNeedsStructPages(dumpLevel) ? excludedFrames(reader, ranges, maxPfn, dumpLevel) : undefined;
+  if (levelNeedsStructPages(dumpLevel) && reader.vmcoreinfo === undefined) {
+    throw new VmcoreFormatError(`Cannot filter "${reader.file}" at dump level ${dumpLevel}: it has no VMCOREINFO, so its struct pages cannot be found`, {
+      file: reader.file, field: 'VMCOREINFO',
+    });
+  }
+  // The writer filters by struct page itself, a cycle of frames at a time (bounded memory).
   const r = writeKdumpCompressed(out, {
     source,
     maxPfn,
     dumpLevel,
-    ...(filter === undefined ? {} : { excluded: filter.bitmap }),
+    // The filter finds the struct pages through VMCOREINFO: the reader's, should its notes not carry it.
+    ...(levelNeedsStructPages(dumpLevel) && reader.vmcoreinfo !== undefined ? { vmcoreinfo: reader.vmcoreinfo.toText() } : {}),
     ranges,
     notes,
     release: reader.vmcoreinfo?.get('OSRELEASE') ?? '',
@@ -120,5 +140,5 @@ export function convertVmcore(
     threads,
     ...(onProgress === undefined ? {} : { onProgress }),
   });
-  return { format, fileSize: r.fileSize, pages, kdump: r, ...(filter === undefined ? {} : { excluded: filter.counts }) };
+  return { format, fileSize: r.fileSize, pages, kdump: r, ...(r.excludedByClass === undefined ? {} : { excluded: r.excludedByClass }) };
 }

@@ -4,7 +4,13 @@
 // compressed with the chosen codec (codecs.ts: zlib as compress2 level 1,
 // lzo, snappy or zstd as makedumpfile -l/-p/-z) unless that does not shrink it.
 // Page data is streamed through a bounded buffer; descriptors are written in
-// batches at their computed offsets. With `threads` > 1 the compression runs
+// batches at their computed offsets. Everything goes a cycle of CYCLE_PFNS
+// frames at a time, as makedumpfile's cyclic mode: pass 1 builds each
+// cycle's slice of both bitmaps (ranges, the dump level's struct-page
+// filter, zero pages) and writes it to the file, counting the descriptors;
+// pass 2 reads each slice of the 2nd bitmap back and writes that cycle's
+// descriptors and pages. Memory does not grow with the dump's size.
+// With `threads` > 1 the compression runs
 // on a worker pool (compress-pool.ts) and results are stored in page order,
 // so the file is the same bytes either way.
 
@@ -18,12 +24,13 @@ import {
   DH_BITMAP_BLOCKS, DH_BLOCK_SIZE, DH_HEADER_VERSION, DH_MAX_MAPNR, DH_NR_CPUS, DH_SIZE, DH_STATUS, DH_SUB_HDR_SIZE,
   DH_TIMESTAMP_SEC, DH_UTSNAME, DL_EXCLUDE_ZERO, KDUMP_HEADER_VERSION, KDUMP_SIGNATURE,
   PD_SIZE, SH_DUMP_LEVEL, SH_MAX_MAPNR_64, SH_OFFSET_NOTE, SH_OFFSET_VMCOREINFO, SH_PHYS_BASE, SH_SIZE, SH_SIZE_NOTE,
-  SH_SIZE_VMCOREINFO, UTS_DOMAINNAME, UTS_FIELD_LEN, UTS_MACHINE, UTS_NODENAME, UTS_RELEASE, UTS_SYSNAME, UTS_VERSION, bitmapBlocksFor, bitmapClear, bitmapSet,
+  SH_SIZE_VMCOREINFO, UTS_DOMAINNAME, UTS_FIELD_LEN, UTS_MACHINE, UTS_NODENAME, UTS_RELEASE, UTS_SYSNAME, UTS_VERSION, POPCOUNT8, bitmapBlocksFor,
 } from './kdump-compressed.js';
 import { PAGE_SIZE, type PageSource } from './page-source.js';
 import { BATCH_PAGES, CompressPool } from './compress-pool.js';
+import { pageCompressor } from './page-compress.js';
 import { SourcePhysMemory } from './kernel-vm.js';
-import { checkDumpLevel, excludedByStructPages, levelNeedsStructPages } from './page-class.js';
+import { PageClassifier, checkDumpLevel, levelNeedsStructPages, type PageClass } from './page-class.js';
 import { VmcoreInfo } from './vmcoreinfo.js';
 
 export interface PfnRange {
@@ -76,6 +83,8 @@ export interface KdumpCompressedSpec {
   threads?: number;
   /** Called as pages are written. */
   onProgress?: (donePages: number, totalPages: number) => void;
+  /** Frames per cycle (default CYCLE_PFNS); a multiple of 512. Smaller cycles cost time, not bytes: the file is the same. */
+  cyclePfns?: number;
 }
 
 export interface KdumpCompressedWriteResult {
@@ -88,12 +97,21 @@ export interface KdumpCompressedWriteResult {
   compressedBytes: number;
   /** Pages stored raw (not zero, did not shrink or compression 'none'). */
   rawPages: number;
-  /** Pages left out because of their struct pages (spec.excluded). */
+  /** Pages left out because of their struct pages (spec.excluded, or the dump level's filter). */
   excludedPages: number;
+  /** With the dump level's own filter (no spec.excluded): those pages by class. */
+  excludedByClass?: Partial<Record<PageClass, number>>;
   fileSize: number;
 }
 
 const DATA_BUFFER_BYTES = 1 << 20;
+/**
+ * Frames per cycle: the bitmaps, the struct-page filter and the page loop
+ * work on this many frames at a time (128 KiB of each bitmap), so memory
+ * does not grow with the dump. A multiple of 8 (bitmap bytes line up), of
+ * the classifier's 512-frame batches and of 2^18 (a 1 GiB block).
+ */
+export const CYCLE_PFNS = 1 << 20;
 const DESC_BATCH = 4096;
 
 function writeAll(fd: number, buf: Uint8Array, position: number): void {
@@ -168,62 +186,99 @@ export function writeKdumpCompressed(path: string, spec: KdumpCompressedSpec): K
   const bitmap2Off = bitmap1Off + bitmapBytes;
   const descOff = bitmap2Off + bitmapBytes;
 
-  const bitmap1 = new Uint8Array(bitmapBytes);
-  for (const r of ranges) for (let p = r.startPfn; p < r.endPfn; p++) bitmapSet(bitmap1, p);
-  const bitmap2 = bitmap1.slice();
-  const ex = spec.excluded ?? (levelNeedsStructPages(spec.dumpLevel ?? DL_EXCLUDE_ZERO) ? structPageFilter(path, spec, info, ranges) : undefined);
-  const isExcluded = (pfn: number): boolean => ex !== undefined && ((ex[pfn >>> 3] ?? 0) & (1 << (pfn & 7))) !== 0;
-  let excludedCount = 0;
-  if (ex !== undefined) {
-    for (const r of ranges) {
-      for (let p = r.startPfn; p < r.endPfn; p++) {
-        if (isExcluded(p)) {
-          bitmapClear(bitmap2, p);
-          excludedCount++;
-        }
-      }
-    }
-  }
+  const level = spec.dumpLevel ?? DL_EXCLUDE_ZERO;
+  const filter = spec.excluded !== undefined ? undefined : levelNeedsStructPages(level) ? structPageFilter(path, spec, info, ranges) : undefined;
   const excludeZero = spec.excludeZero === true;
   const page = new Uint8Array(PAGE_SIZE);
   const pageBuf = Buffer.from(page.buffer, page.byteOffset, PAGE_SIZE);
   const totalDescribed = ranges.reduce((n, r) => n + r.endPfn - r.startPfn, 0);
-
-  // Pass 1 (only when excluding zero pages): find which present frames are zero.
-  let numDumpable = totalDescribed - excludedCount;
-  if (excludeZero) {
-    for (const r of ranges) {
-      let next = r.startPfn;
-      const clearZero = (a: number, b: number): void => {
-        for (let p = a; p < b; p++) {
-          if (isExcluded(p)) continue; // already cleared and counted
-          bitmapClear(bitmap2, p);
-          numDumpable--;
-        }
-      };
-      for (const pfn of spec.source.presentFrames(r.startPfn, r.endPfn)) {
-        checkPfn(path, pfn, next, r.endPfn);
-        clearZero(next, pfn);
-        next = pfn + 1;
-        if (isExcluded(pfn)) continue;
-        spec.source.readFrame(pfn, page);
-        if (isZero(pageBuf)) clearZero(pfn, pfn + 1);
+  // One cycle's worth of each bitmap: the frames [c0, c0 + CYCLE_PFNS) as bits.
+  const cycle = spec.cyclePfns ?? CYCLE_PFNS;
+  if (!Number.isSafeInteger(cycle) || cycle <= 0 || cycle % 512 !== 0) {
+    throw new RangeError(`Cannot write kdump "${path}": cyclePfns ${cycle} is not a positive multiple of 512`);
+  }
+  const chunk1 = new Uint8Array(cycle / 8);
+  const chunk2 = new Uint8Array(cycle / 8);
+  const exChunk = new Uint8Array(cycle / 8);
+  /** Cycles [c0, c1) holding frames of some range, ascending, with those ranges clipped to them. */
+  function* cycles(): Iterable<{ c0: number; c1: number; parts: PfnRange[] }> {
+    let ri = 0;
+    let pos = 0; // frames below are done
+    while (ri < ranges.length) {
+      const c0 = Math.floor(Math.max(pos, ranges[ri]!.startPfn) / cycle) * cycle;
+      const c1 = Math.min(c0 + cycle, maxPfn);
+      const parts: PfnRange[] = [];
+      for (let i = ri; i < ranges.length && ranges[i]!.startPfn < c1; i++) {
+        parts.push({ startPfn: Math.max(c0, ranges[i]!.startPfn), endPfn: Math.min(c1, ranges[i]!.endPfn) });
       }
-      clearZero(next, r.endPfn);
+      yield { c0, c1, parts };
+      pos = c1;
+      while (ri < ranges.length && ranges[ri]!.endPfn <= c1) ri++;
     }
   }
-
-  const dataStart = descOff + PD_SIZE * numDumpable;
-  const zeroPageOffset = dataStart;
+  const dumpable = (c0: number, pfn: number): boolean => ((chunk2[(pfn - c0) >>> 3]! >> ((pfn - c0) & 7)) & 1) === 1;
   // Worker threads only pay when there is compression to spread.
   const pool = (spec.threads ?? 1) > 1 && codec.flag !== 0 ? new CompressPool(spec.compression, spec.threads ?? 1) : undefined;
   try {
-    return withPartFile(path, (fd) => writeBody(fd));
+    return withPartFile(path, (fd) => {
+      writeHeaders(fd);
+      const counted = writeBitmaps(fd);
+      return writeBody(fd, counted.numDumpable, counted.excludedCount);
+    });
   } finally {
     pool?.close();
   }
 
-  function writeBody(fd: number): KdumpCompressedWriteResult {
+  /**
+   * Pass 1, one cycle at a time: the 1st bitmap (the ranges), the 2nd (minus
+   * what the level leaves out by struct page, and zero pages with
+   * excludeZero), written to the file; returns how many frames get a
+   * descriptor.
+   */
+  function writeBitmaps(fd: number): { numDumpable: number; excludedCount: number } {
+    let numDumpable = 0;
+    let excludedCount = 0;
+    for (const { c0, c1, parts } of cycles()) {
+      const bytes = Math.ceil((c1 - c0) / 8);
+      chunk1.fill(0, 0, bytes);
+      for (const r of parts) setBits(chunk1, r.startPfn - c0, r.endPfn - c0);
+      exChunk.fill(0, 0, bytes);
+      if (spec.excluded !== undefined) {
+        const ex = spec.excluded;
+        // c0 is a multiple of 8: whole bytes line up.
+        for (let i = 0; i < bytes; i++) exChunk[i] = ex[(c0 >>> 3) + i] ?? 0;
+      } else {
+        filter?.fill(c0, c1, parts, exChunk);
+      }
+      for (let i = 0; i < bytes; i++) {
+        const left = exChunk[i]! & chunk1[i]!;
+        chunk2[i] = chunk1[i]! & ~left;
+        excludedCount += POPCOUNT8[left]!;
+      }
+      if (excludeZero) {
+        for (const r of parts) {
+          let next = r.startPfn;
+          const clear = (a: number, b: number): void => clearBits(chunk2, a - c0, b - c0);
+          for (const pfn of spec.source.presentFrames(r.startPfn, r.endPfn)) {
+            checkPfn(path, pfn, next, r.endPfn);
+            clear(next, pfn); // frames the source does not hold are zero
+            next = pfn + 1;
+            if (!dumpable(c0, pfn)) continue;
+            spec.source.readFrame(pfn, page);
+            if (isZero(pageBuf)) clear(pfn, pfn + 1);
+          }
+          clear(next, r.endPfn);
+        }
+      }
+      for (let i = 0; i < bytes; i++) numDumpable += POPCOUNT8[chunk2[i]!]!;
+      const n = Math.min(bytes, bitmapBytes - c0 / 8);
+      writeAll(fd, chunk1.subarray(0, n), bitmap1Off + c0 / 8);
+      writeAll(fd, chunk2.subarray(0, n), bitmap2Off + c0 / 8);
+    }
+    return { numDumpable, excludedCount };
+  }
+
+  function writeHeaders(fd: number): void {
     // Headers.
     const head = new Uint8Array(DH_SIZE);
     const hv = new DataView(head.buffer);
@@ -261,11 +316,16 @@ export function writeKdumpCompressed(path: string, spec: KdumpCompressedSpec): K
     sv.setBigUint64(SH_MAX_MAPNR_64, BigInt(maxPfn), true);
     writeAll(fd, sub, bs);
     if (notes.length > 0) writeAll(fd, notes, noteOff);
-    writeAll(fd, bitmap1, bitmap1Off);
-    writeAll(fd, bitmap2, bitmap2Off);
+  }
 
-    // Descriptors and data.
-    const stats: KdumpCompressedWriteResult = { pages: 0, zeroPages: 0, compressedPages: 0, compressedBytes: 0, rawPages: 0, excludedPages: excludedCount, fileSize: 0 };
+  /** Pass 2, one cycle at a time: descriptors and page data for the frames the 2nd bitmap (read back from the file) holds. */
+  function writeBody(fd: number, numDumpable: number, excludedCount: number): KdumpCompressedWriteResult {
+    const dataStart = descOff + PD_SIZE * numDumpable;
+    const zeroPageOffset = dataStart;
+    const stats: KdumpCompressedWriteResult = {
+      pages: 0, zeroPages: 0, compressedPages: 0, compressedBytes: 0, rawPages: 0, excludedPages: excludedCount, fileSize: 0,
+      ...(filter === undefined ? {} : { excludedByClass: filter.counts }),
+    };
     const descBuf = new Uint8Array(DESC_BATCH * PD_SIZE);
     const dv = new DataView(descBuf.buffer);
     let descCount = 0; // descriptors in descBuf
@@ -319,50 +379,61 @@ export function writeKdumpCompressed(path: string, spec: KdumpCompressedSpec): K
       stats.compressedBytes += c.length;
     };
     // Where pages go: compressed here, one at a time, or batched to a worker pool.
+    const compressInto = pool === undefined && codec.flag !== 0 ? pageCompressor(codec) : undefined;
     const sink = pool === undefined
       ? {
         zeros: zeroDescs,
         page: (p: Uint8Array): void => {
-          if (codec.flag !== 0) {
-            const c = codec.compress(p);
-            if (c.length < PAGE_SIZE) return storeCompressed(c);
+          if (compressInto !== undefined) {
+            // Compressed straight into the data buffer, no copy.
+            if (dataLen + PAGE_SIZE > dataBuf.length) flushData();
+            const n = compressInto(p, dataBuf, dataLen);
+            if (n >= 0) {
+              const at = dataFileOff + dataLen;
+              dataLen += n; // before addDesc, which may flush the buffer
+              addDesc(at, n, codec.flag);
+              stats.compressedPages++;
+              stats.compressedBytes += n;
+              return;
+            }
           }
           storeRaw(p);
         },
         finish: (): void => {},
       }
       : pooledSink(pool, zeroDescs, storeRaw, storeCompressed);
+    let c0 = 0; // the cycle chunk2 holds
     const zeroRun = (a: number, b: number): void => {
       if (excludeZero) return; // cleared from the 2nd bitmap in pass 1
-      if (ex === undefined) {
-        if (b > a) sink.zeros(b - a);
-        return;
-      }
-      let n = 0;
-      for (let p = a; p < b; p++) if (!isExcluded(p)) n++;
+      const n = countBits(chunk2, a - c0, b - c0);
       if (n > 0) sink.zeros(n);
     };
 
     let done = 0;
     let written = 0;
-    for (const r of ranges) {
-      let next = r.startPfn;
-      for (const pfn of spec.source.presentFrames(r.startPfn, r.endPfn)) {
-        checkPfn(path, pfn, next, r.endPfn);
-        zeroRun(next, pfn);
-        next = pfn + 1;
-        if (isExcluded(pfn)) continue;
-        spec.source.readFrame(pfn, page);
-        if (isZero(pageBuf)) {
-          zeroRun(pfn, pfn + 1);
-          continue;
+    for (const cycle of cycles()) {
+      c0 = cycle.c0;
+      const bytes = Math.min(Math.ceil((cycle.c1 - c0) / 8), bitmapBytes - c0 / 8);
+      readAll(fd, chunk2.subarray(0, bytes), bitmap2Off + c0 / 8);
+      for (const r of cycle.parts) {
+        let next = r.startPfn;
+        for (const pfn of spec.source.presentFrames(r.startPfn, r.endPfn)) {
+          checkPfn(path, pfn, next, r.endPfn);
+          zeroRun(next, pfn);
+          next = pfn + 1;
+          if (!dumpable(c0, pfn)) continue;
+          spec.source.readFrame(pfn, page);
+          if (isZero(pageBuf)) {
+            zeroRun(pfn, pfn + 1);
+            continue;
+          }
+          sink.page(page);
+          if (spec.onProgress && (++written & 0xfff) === 0) spec.onProgress(done + (pfn + 1 - r.startPfn), totalDescribed);
         }
-        sink.page(page);
-        if (spec.onProgress && (++written & 0xfff) === 0) spec.onProgress(done + (pfn + 1 - r.startPfn), totalDescribed);
+        zeroRun(next, r.endPfn);
+        done += r.endPfn - r.startPfn;
+        spec.onProgress?.(done, totalDescribed);
       }
-      zeroRun(next, r.endPfn);
-      done += r.endPfn - r.startPfn;
-      spec.onProgress?.(done, totalDescribed);
     }
     sink.finish();
     flushDesc();
@@ -436,8 +507,56 @@ function pooledSink(
   };
 }
 
-/** Frames the spec's dump level leaves out, decided from the struct pages in the source. */
-function structPageFilter(path: string, spec: KdumpCompressedSpec, info: VmcoreInfo | undefined, ranges: readonly PfnRange[]): Uint8Array {
+/**
+ * The struct-page filter of a dump level, one cycle at a time: fill() marks
+ * the frames of a cycle the level leaves out. A block (free pages, a compound
+ * page) is decided by its head; one that runs past the cycle's end carries
+ * into the next, so the result is the same as one scan over the whole dump
+ * (cycles are multiples of the classifier's batch, and of every naturally
+ * aligned block up to 1 GiB, so that carry is rare).
+ */
+class CyclicStructPageFilter {
+  readonly counts: Partial<Record<PageClass, number>> = {};
+  readonly #classifier: PageClassifier;
+  readonly #level: number;
+  #carryEnd = 0;
+  #carryClass: PageClass = 'free';
+
+  constructor(classifier: PageClassifier, level: number) {
+    this.#classifier = classifier;
+    this.#level = level;
+  }
+
+  /** Sets bit (pfn - c0) of `ex` for every frame of [c0, c1) left out; counts those inside `parts` by class. */
+  fill(c0: number, c1: number, parts: readonly PfnRange[], ex: Uint8Array): void {
+    const mark = (a: number, b: number, cls: PageClass): void => {
+      for (const r of parts) {
+        const lo = Math.max(a, r.startPfn);
+        const hi = Math.min(b, r.endPfn);
+        for (let p = lo; p < hi; p++) {
+          const i = (p - c0) >>> 3;
+          const m = 1 << ((p - c0) & 7);
+          if ((ex[i]! & m) !== 0) continue;
+          ex[i]! |= m;
+          this.counts[cls] = (this.counts[cls] ?? 0) + 1;
+        }
+      }
+    };
+    const from = Math.max(c0, this.#carryEnd);
+    if (this.#carryEnd > c0) mark(c0, Math.min(c1, this.#carryEnd), this.#carryClass);
+    const spans = parts.filter((r) => r.endPfn > from).map((r) => ({ startPfn: Math.max(r.startPfn, from), endPfn: r.endPfn }));
+    this.#classifier.scan(spans, this.#level, (a, b, cls) => {
+      mark(Math.max(a, c0), Math.min(b, c1), cls);
+      if (b > c1 && b > this.#carryEnd) {
+        this.#carryEnd = b;
+        this.#carryClass = cls;
+      }
+    });
+  }
+}
+
+/** The filter for the spec's dump level, deciding from the struct pages in the source. */
+function structPageFilter(path: string, spec: KdumpCompressedSpec, info: VmcoreInfo | undefined, ranges: readonly PfnRange[]): CyclicStructPageFilter {
   const level = spec.dumpLevel ?? DL_EXCLUDE_ZERO;
   checkDumpLevel(level, `writing "${path}"`);
   if (info === undefined) {
@@ -445,5 +564,47 @@ function structPageFilter(path: string, spec: KdumpCompressedSpec, info: VmcoreI
       file: path, field: 'VMCOREINFO',
     });
   }
-  return excludedByStructPages(info, new SourcePhysMemory(spec.source, ranges), path, ranges, spec.maxPfn, level).bitmap;
+  return new CyclicStructPageFilter(new PageClassifier(info, new SourcePhysMemory(spec.source, ranges), path), level);
+}
+
+/** Sets bits [a, b) of a bitmap (bit i = bit (i & 7) of byte i >> 3), whole bytes at a time in the middle. */
+function setBits(map: Uint8Array, a: number, b: number): void {
+  let i = a;
+  for (; i < b && (i & 7) !== 0; i++) map[i >>> 3]! |= 1 << (i & 7);
+  const whole = (b - i) >>> 3;
+  if (whole > 0) {
+    map.fill(0xff, i >>> 3, (i >>> 3) + whole);
+    i += whole * 8;
+  }
+  for (; i < b; i++) map[i >>> 3]! |= 1 << (i & 7);
+}
+
+function clearBits(map: Uint8Array, a: number, b: number): void {
+  let i = a;
+  for (; i < b && (i & 7) !== 0; i++) map[i >>> 3]! &= ~(1 << (i & 7));
+  const whole = (b - i) >>> 3;
+  if (whole > 0) {
+    map.fill(0, i >>> 3, (i >>> 3) + whole);
+    i += whole * 8;
+  }
+  for (; i < b; i++) map[i >>> 3]! &= ~(1 << (i & 7));
+}
+
+/** Set bits in [a, b). */
+function countBits(map: Uint8Array, a: number, b: number): number {
+  let n = 0;
+  let i = a;
+  for (; i < b && (i & 7) !== 0; i++) n += (map[i >>> 3]! >> (i & 7)) & 1;
+  for (; i + 8 <= b; i += 8) n += POPCOUNT8[map[i >>> 3]!]!;
+  for (; i < b; i++) n += (map[i >>> 3]! >> (i & 7)) & 1;
+  return n;
+}
+
+function readAll(fd: number, buf: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < buf.length) {
+    const n = fs.readSync(fd, buf, done, buf.length - done, position + done);
+    if (n === 0) throw new Error(`Cannot read back ${buf.length} bytes at ${hex(position)} of the file being written: it ends early`);
+    done += n;
+  }
 }

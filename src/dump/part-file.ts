@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 
 export function withPartFile<T>(outPath: string, body: (fd: number) => T): T {
   const part = `${outPath}.part`;
-  const fd = fs.openSync(part, 'w');
+  const fd = fs.openSync(part, 'w+'); // readable too: a writer may read back what it wrote
   let ok = false;
   try {
     const r = body(fd);

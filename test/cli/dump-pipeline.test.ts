@@ -1,7 +1,9 @@
 // `kdumpsim run --dump-level` (the capture kernel's makedumpfile -d) and
 // `vmcore convert --threads`: a filtered kdump file that verify accepts at the
-// level it records, ELF refused above level 1, and threaded conversion giving
-// the same bytes as the single-thread path.
+// level it records, ELF refused above level 1 in `run` (the capture kernel
+// copies /proc/vmcore as is), `vmcore convert --format elf --dump-level N`
+// splitting PT_LOADs as makedumpfile -E -d N does, and threaded conversion
+// giving the same bytes as the single-thread path.
 
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -81,6 +83,29 @@ describe('kdumpsim run --dump-level', () => {
     expect(cli(['run', join(dir, 'small.yaml'), '--format', 'elf', '--dump-level', '2']).status).toBe(2);
     expect(cli(['run', join(dir, 'small.yaml'), '--format', 'kdump', '--dump-level', '32']).status).toBe(2);
     expect(cli(['run', join(dir, 'small.yaml'), '--vmcore', join(dir, 'y.elf'), '--dump-level', '1']).status).toBe(0);
+  });
+});
+
+describe('kdumpsim vmcore convert --format elf --dump-level', () => {
+  it('writes a filtered ELF vmcore that verify accepts at the level given, and not without it', () => {
+    const elf = join(dir, 'e-in.elf');
+    const truth = join(dir, 'e-in.truth');
+    expect(cli(['run', join(dir, 'small.yaml'), '--vmcore', elf, '--truth', truth]).status).toBe(0);
+    const out = join(dir, 'e31.elf');
+    const c = cli(['vmcore', 'convert', elf, out, '--format', 'elf', '--dump-level', '31']);
+    expect(c.stderr).toBe('');
+    expect(c.status).toBe(0);
+    expect(c.stdout.startsWith(`${out}: ELF, `)).toBe(true);
+    expect(c.stdout).toMatch(/\(\d+ pages left out past p_filesz; the level's filter: \d+ free/);
+    const ok = cli(['vmcore', 'verify', out, '--truth', truth, '--dump-level', '31']);
+    expect(ok.stdout).toMatch(/^OK: /);
+    expect(ok.status).toBe(0);
+    // An ELF file records no level: checked as unfiltered, the pages it left out fail.
+    expect(cli(['vmcore', 'verify', out, '--truth', truth]).status).toBe(1);
+    const info = cli(['vmcore', 'info', out]);
+    expect(info.status).toBe(0);
+    expect(info.stdout).toContain('Program headers:');
+    expect(cli(['vmcore', 'convert', elf, join(dir, 'e32.elf'), '--format', 'elf', '--dump-level', '32']).status).toBe(2);
   });
 });
 

@@ -172,8 +172,8 @@ describe('ELF vmcore writer and reader', () => {
     expect(() => writeElfVmcore(file, { notes: new Uint8Array(0), loads: [{ paddr: 0x1000, vaddr: 0n, memsz: 0x1001 }], source })).toThrow(
       'Cannot lay out PT_LOAD 0: memsz 0x1001 is not a positive multiple of the page size',
     );
-    const many = Array.from({ length: 65534 }, (_, i) => ({ paddr: i * PAGE_SIZE, vaddr: 0n, memsz: PAGE_SIZE }));
-    expect(() => writeElfVmcore(file, { notes: new Uint8Array(0), loads: many, source })).toThrow(/65535 program headers exceed 65534/);
+    const many = Array.from({ length: 1_200_000 }, (_, i) => ({ paddr: i * PAGE_SIZE, vaddr: 0n, memsz: PAGE_SIZE }));
+    expect(() => writeElfVmcore(file, { notes: new Uint8Array(0), loads: many, source })).toThrow(/1200001 program headers exceed 1198372/);
     expect(fs.existsSync(file)).toBe(false);
     expect(fs.existsSync(file + '.part')).toBe(false);
   });
@@ -252,6 +252,26 @@ describe('ELF vmcore reader on files the writer would not make', () => {
       expect(r.readPage(0x1002, page)).toBe('present');
       expect(page[0]).toBe(0x77);
       expect(r.physRanges()).toEqual([{ start: 0x1000000, end: 0x1003000 }]);
+    } finally {
+      r.close();
+    }
+  });
+
+  it('writes 65535 and more program headers with PN_XNUM (section header 0\'s sh_info), and reads them back', () => {
+    // A filtered dump (makedumpfile -E -d 31) can split RAM into that many PT_LOADs.
+    const file = path.join(dir, 'xnum-written.vmcore');
+    const frames = new Map([[0x100 + 2 * 70_000 - 2, patternPage(7)]]);
+    const loads = Array.from({ length: 70_000 }, (_, i) => ({ paddr: (0x100 + 2 * i) * PAGE_SIZE, vaddr: PAGE_OFFSET + BigInt((0x100 + 2 * i) * PAGE_SIZE), memsz: PAGE_SIZE }));
+    writeElfVmcore(file, { notes: sampleNotes(1).bytes, loads, source: new MapPageSource(frames) });
+    const head = fs.readFileSync(file).subarray(0, 64);
+    expect(head.readUInt16LE(56)).toBe(0xffff);
+    const r = new ElfVmcoreReader(file);
+    try {
+      expect(r.programHeaders.length).toBe(70_001);
+      const page = new Uint8Array(PAGE_SIZE);
+      expect(r.readPage(0x100 + 2 * 70_000 - 2, page)).toBe('present');
+      expect(Buffer.from(page).equals(Buffer.from(patternPage(7)))).toBe(true);
+      expect(r.readPage(0x101, page)).toBe('absent');
     } finally {
       r.close();
     }

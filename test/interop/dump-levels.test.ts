@@ -9,7 +9,14 @@
 //
 // Debian's makedumpfile 1.7.2 has zlib (-c) and lzo (-l); snappy (-p) and
 // zstd (-z) are disabled in that build, so those are not run here.
+//
+// ELF output at a dump level (makedumpfile -E -d N, and ours through
+// `vmcore convert --format elf --dump-level N`): PT_LOADs are split around
+// long runs of left-out pages and cut short by p_filesz; the pages each file
+// holds (inside some [p_paddr, p_paddr + p_filesz)) must be the same set,
+// verify must accept ours at that level, and libkdumpfile must read it.
 
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KdumpCompressedReader } from '../../src/dump/kdump-compressed-reader.js';
@@ -21,9 +28,14 @@ import { PAGE_CLASSES, classifyFrames, type PageClass } from '../../src/dump/pag
 import { verifyVmcore } from '../../src/dump/verify.js';
 import { encodeNotes } from '../../src/dump/elf-note.js';
 import { vmcoreVerify } from '../../src/cli/vmcore-commands.js';
-import { makeDump, probeCommand, removeDump, requireTool, run, type InteropDump } from './tools.js';
+import { ElfVmcoreReader } from '../../src/dump/elf-vmcore-reader.js';
+import { PT_LOAD } from '../../src/dump/elf.js';
+import { PFN_EXCLUDED } from '../../src/dump/elf-filter.js';
+import { vmcoreInfo } from '../../src/cli/vmcore-commands.js';
+import { makeDump, probeCommand, probePythonModules, removeDump, requireTool, run, runPythonJson, type InteropDump, type PageCounts } from './tools.js';
 
 const haveMakedumpfile = requireTool('makedumpfile', 'makedumpfile', () => probeCommand('makedumpfile', ['-v']));
+const haveKdumpfile = requireTool('libkdumpfile (python module kdumpfile)', 'python3-libkdumpfile', () => probePythonModules('kdumpfile'));
 
 let dump: InteropDump | undefined;
 /** Our filter's decision at level 31 on the ELF vmcore: frame -> class. */
@@ -54,6 +66,33 @@ function leftOut(file: string): Set<number> {
     return out;
   } finally {
     k.close();
+  }
+}
+
+/** Frames of the dump's spans an ELF file holds: inside [p_paddr, p_paddr + p_filesz) of some PT_LOAD. */
+function heldByElf(file: string): Set<number> {
+  const e = new ElfVmcoreReader(file);
+  try {
+    const held = new Set<number>();
+    for (const p of e.programHeaders) {
+      if (p.type !== PT_LOAD) continue;
+      const a = Number(p.paddr / 4096n);
+      const b = Number((p.paddr + p.filesz) / 4096n);
+      for (let pfn = a; pfn < b; pfn++) if (spans.some((s) => pfn >= s.startPfn && pfn < s.endPfn)) held.add(pfn);
+    }
+    return held;
+  } finally {
+    e.close();
+  }
+}
+
+/** The direct-map PT_LOADs of an ELF file as [paddr, filesz, memsz]. */
+function directMapLoads(file: string): [bigint, bigint, bigint][] {
+  const e = new ElfVmcoreReader(file);
+  try {
+    return e.programHeaders.filter((p) => p.type === PT_LOAD && p.vaddr < 0xffff_ffff_8000_0000n).map((p) => [p.paddr, p.filesz, p.memsz]);
+  } finally {
+    e.close();
   }
 }
 
@@ -119,6 +158,31 @@ describe('our dump-level filter on the simulator\'s vmcore', () => {
     const r2 = withReader(dump!.vmcore, (r) => convertVmcore(r, l2, 'kdump', undefined, 'zlib', 2));
     expect(r2.excluded).toEqual({ cache: ourCounts.cache });
     expect(withReader(l2, (r) => verifyVmcore(r, dump!.truth)).mismatches).toBe(0);
+  });
+});
+
+describe('the kdump writer\'s struct-page filter, a cycle of frames at a time', () => {
+  it('cycles of 512 and 4096 frames (free blocks of 1024 frames straddle them) write the same file as one cycle and as the whole-dump bitmap', () => {
+    // Free runs of 1024 frames and more: buddy blocks of order 10, each across a 512-frame cycle boundary,
+    // so with 512-frame cycles the filter must carry a block into the next cycle.
+    const free = dump!.truth.classes?.free ?? [];
+    expect(free.some(([a, b]) => b - a >= 1024)).toBe(true);
+    const files = withReader(dump!.vmcore, (r) => {
+      const base = {
+        source: new ReaderPageSource(r), maxPfn: dump!.maxPfn, ranges: spans, notes: encodeNotes(r.notes), release: dump!.release,
+        nrCpus: 2, compression: 'zlib' as const, dumpLevel: 31,
+      };
+      const out: Buffer[] = [];
+      const whole = excludedFrames(r, spans, dump!.maxPfn, 31).bitmap;
+      for (const [name, extra] of [['bitmap', { excluded: whole }], ['default', {}], ['c512', { cyclePfns: 512 }], ['c4096', { cyclePfns: 4096 }]] as const) {
+        const f = path.join(dump!.dir, `cyc-${name}.kdump`);
+        const res = writeKdumpCompressed(f, { ...base, ...extra });
+        if (name !== 'bitmap') expect(res.excludedByClass).toEqual(ourCounts);
+        out.push(fs.readFileSync(f));
+      }
+      return out;
+    });
+    for (const f of files.slice(1)) expect(f.equals(files[0]!)).toBe(true);
   });
 });
 
@@ -196,5 +260,103 @@ describe.skipIf(!haveMakedumpfile)('makedumpfile -d 31 on the simulator\'s vmcor
     const cli = vmcoreVerify(tampered, dump!.truthPath, false);
     expect(cli.ok).toBe(false);
     expect(cli.text).toContain(`page 0x${(victim * 4096).toString(16)}: excluded (the page was in use, which dump level 31 keeps)`);
+  });
+});
+
+describe('ELF output at dump levels (makedumpfile -E -d N)', () => {
+  const ourElf = new Map<number, string>();
+  function oursAt(level: number): string {
+    const have = ourElf.get(level);
+    if (have !== undefined) return have;
+    const out = path.join(dump!.dir, `ours.elf.d${level}`);
+    withReader(dump!.vmcore, (r) => convertVmcore(r, out, 'elf', undefined, 'zlib', level));
+    ourElf.set(level, out);
+    return out;
+  }
+  const allFrames = (): number[] => spans.flatMap((s) => Array.from({ length: s.endPfn - s.startPfn }, (_, i) => s.startPfn + i));
+
+  it('convert --format elf --dump-level 31 leaves out only frames the level drops, keeping short runs as makedumpfile does', () => {
+    const file = oursAt(31);
+    const held = heldByElf(file);
+    const zero = (pfn: number): boolean => dump!.truth.pages[pfn] === undefined;
+    const leftOut = allFrames().filter((p) => !held.has(p));
+    expect(leftOut.length).toBeGreaterThan(200_000);
+    // Every frame left out is one level 31 drops: of an excluded class, or zero.
+    expect(leftOut.filter((p) => !ours.has(p) && !zero(p)).slice(0, 10)).toEqual([]);
+    // Frames kept although the level drops them sit in runs shorter than PFN_EXCLUDED before a kept frame.
+    const droppable = (p: number): boolean => ours.has(p) || zero(p);
+    for (const p of allFrames().filter((x) => held.has(x) && droppable(x)).slice(0, 2000)) {
+      let q = p;
+      while (droppable(q) && held.has(q)) q++;
+      expect(held.has(q) && !droppable(q), `frame ${p} is kept but no kept frame follows its run`).toBe(true);
+      let start = p;
+      while (start - 1 >= 0 && droppable(start - 1) && held.has(start - 1)) start--;
+      expect(q - start).toBeLessThan(PFN_EXCLUDED);
+    }
+    // The CLI's verify at the level: every page in the file equals the manifest, every one left out was allowed to be.
+    const rep = withReader(file, (r) => verifyVmcore(r, dump!.truth, { dumpLevel: 31 }));
+    expect(rep.firstMismatches).toEqual([]);
+    expect(rep.pagesEqual + leftOut.length).toBe(rep.pagesChecked);
+    const cli = vmcoreVerify(file, dump!.truthPath, false, 31);
+    expect(cli.ok).toBe(true);
+    expect(cli.text).toMatch(/left out as dump level 31 allows: \d+ free/);
+    // Checked as an unfiltered dump (an ELF records no level), the pages left out fail.
+    const strict = withReader(file, (r) => verifyVmcore(r, dump!.truth));
+    expect(strict.mismatches).toBe(leftOut.length);
+    // vmcore info shows the split PT_LOADs, p_filesz short of p_memsz.
+    const info = JSON.parse(vmcoreInfo(file, true)) as { segments: { type: string; filesz: string; memsz: string }[] };
+    const loads = info.segments.filter((x) => x.type === 'LOAD');
+    expect(loads.length).toBeGreaterThan(2);
+    expect(loads.some((x) => BigInt(x.filesz) < BigInt(x.memsz))).toBe(true);
+    expect(vmcoreInfo(file, false)).toMatch(/LOAD +0x0+ 0x0*100000 0xffff888000100000 0x0000000000 0x0000f00000/);
+  });
+
+  it('level 1 leaves out only long zero runs; level 0 is /proc/vmcore as is', () => {
+    const held1 = heldByElf(oursAt(1));
+    const left1 = allFrames().filter((p) => !held1.has(p));
+    expect(left1.length).toBeGreaterThan(0);
+    expect(left1.filter((p) => dump!.truth.pages[p] !== undefined)).toEqual([]);
+    expect(withReader(oursAt(1), (r) => verifyVmcore(r, dump!.truth, { dumpLevel: 1 })).mismatches).toBe(0);
+    expect(heldByElf(oursAt(0)).size).toBe(allFrames().length);
+  });
+
+  describe.skipIf(!haveMakedumpfile)('against makedumpfile -E', () => {
+    for (const level of [1, 16, 31]) {
+      it(`-d ${level}: makedumpfile's file and ours hold the same pages, in the same direct-map PT_LOADs`, () => {
+        const mdf = path.join(dump!.dir, `mdf.elf.d${level}`);
+        const r = run('makedumpfile', ['-E', '-d', String(level), dump!.vmcore, mdf]);
+        expect(r.status, r.stdout + r.stderr).toBe(0);
+        const theirs = heldByElf(mdf);
+        const mine = heldByElf(oursAt(level));
+        expect(theirs.size).toBeLessThan(allFrames().length);
+        expect([...theirs].filter((p) => !mine.has(p)).slice(0, 10)).toEqual([]);
+        expect([...mine].filter((p) => !theirs.has(p)).slice(0, 10)).toEqual([]);
+        expect(mine.size).toBe(theirs.size);
+        expect(directMapLoads(oursAt(level))).toEqual(directMapLoads(mdf));
+        // And verify accepts makedumpfile's file at the level too.
+        expect(withReader(mdf, (x) => verifyVmcore(x, dump!.truth, { dumpLevel: level })).firstMismatches).toEqual([]);
+      });
+    }
+  });
+
+  describe.skipIf(!haveKdumpfile)('libkdumpfile', () => {
+    it('reads every page our -d 31 ELF holds as the manifest says, and no page it left out', () => {
+      const rep = runPythonJson<{ format: string; present: PageCounts; leftOut: { checked: number; noData: number; quirkZero: number; readable: number; problems: unknown[] } }>(
+        'check_kdumpfile_filtered.py', [oursAt(31), dump!.truthPath],
+      );
+      expect(rep.format).toBe('elf');
+      expect(rep.present.problems).toEqual([]);
+      expect(rep.present.differ).toBe(0);
+      expect(rep.present.missing).toBe(0);
+      expect(rep.present.nonZeroEqual).toBe(rep.present.nonZeroChecked);
+      expect(rep.present.zeroEqual).toBe(rep.present.zeroChecked);
+      expect(rep.present.nonZeroChecked).toBeGreaterThan(1000);
+      expect(rep.leftOut.problems).toEqual([]);
+      expect(rep.leftOut.readable).toBe(0);
+      expect(rep.leftOut.checked).toBe(allFrames().length - heldByElf(oursAt(31)).size);
+      // libkdumpfile 0.5.1 reads the page before a PT_LOAD's start as zeros: one per split at most.
+      expect(rep.leftOut.quirkZero).toBeLessThan(directMapLoads(oursAt(31)).length);
+      expect(rep.leftOut.noData + rep.leftOut.quirkZero).toBe(rep.leftOut.checked);
+    });
   });
 });
