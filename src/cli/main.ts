@@ -95,7 +95,7 @@ export function buildProgram(): Command {
     .option('--vmcore <path>', 'save the capture kernel\'s vmcore here')
     .option('--format <format>', 'vmcore format: elf (as /proc/vmcore) or kdump (kdump-compressed, as makedumpfile -c -d 1)', parseFormat)
     .option('--compress <codec>', 'with --format kdump: page codec zlib (default, -c), lzo (-l), snappy (-p), zstd (-z) or none', parseCompress)
-    .option('--dump-level <n>', 'with --format kdump: makedumpfile\'s -d (0-31, default 1); 2 cache, 4 cache with private, 8 user data, 16 free pages', parseDumpLevel)
+    .option('--dump-level <n>', 'makedumpfile\'s -d (0-31, default 1); 2 cache, 4 cache with private, 8 user data, 16 free pages; with --format elf the PT_LOADs are split as makedumpfile -E -d N splits them', parseDumpLevel)
     .option('--truth <path>', 'write the ground-truth manifest here, for `kdumpsim vmcore verify`')
     .option('--seed <n>', 'override the scenario\'s seed', parseSeed)
     .option('--replay <result.json>', 're-run what a saved run (run --json) or matrix cell (matrix --json, with --cell) did')
@@ -110,7 +110,7 @@ export function buildProgram(): Command {
       if ((file === undefined) === (o.replay === undefined)) throw new UsageError('Cannot run: give either a scenario file or --replay RESULT.json');
       if (o.cell !== undefined && o.replay === undefined) throw new UsageError('Cannot run: --cell goes with --replay');
       compressOnlyForKdump(o.format, o.compress);
-      if (o.dumpLevel !== undefined && o.dumpLevel > 1 && o.format !== 'kdump') throw new UsageError(`Cannot use --dump-level ${o.dumpLevel}: an ELF vmcore is /proc/vmcore as is, so levels above 1 need --format kdump`);
+      if (o.dumpLevel !== undefined && o.vmcore === undefined) throw new UsageError(`Cannot use --dump-level ${o.dumpLevel} without --vmcore: the level filters the file the capture kernel writes`);
       const replay = o.replay === undefined ? undefined : replayInput(parseJsonFile(o.replay), o.replay, o.cell);
       const s = replay?.scenario ?? loadScenarioFile(file!);
       const seed = o.seed ?? replay?.seed;

@@ -334,9 +334,12 @@ export class CrashKernel {
     vmcore.beginCopy();
     let file: SavedVmcore | undefined;
     if (this.env.vmcorePath !== undefined) {
-      const spec = this.env.onProgress === undefined
-        ? { notes: vmcore.notes, loads: vmcore.loads, source: vmcore }
-        : { notes: vmcore.notes, loads: vmcore.loads, source: vmcore, onProgress: this.env.onProgress };
+      const spec = {
+        notes: vmcore.notes, loads: vmcore.loads, source: vmcore,
+        ...(this.env.onProgress === undefined ? {} : { onProgress: this.env.onProgress }),
+        // makedumpfile -E -d N: PT_LOADs split around the pages the level leaves out.
+        ...(this.env.dumpLevel === undefined || this.env.dumpLevel <= 1 ? {} : { dumpLevel: this.env.dumpLevel }),
+      };
       if (this.env.vmcoreFormat === 'kdump') {
         file = this.#saveKdumpCompressed(this.env.vmcorePath, vmcore);
       } else {

@@ -163,7 +163,7 @@ export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
   oracle.stop();
   if (outcome.state === 'panicked') return finish('crash-kernel-panic', null, load.image);
   if (outcome.state === 'no-vmcore') return finish('no-dump', null, load.image);
-  oracle.dumpLevel = outcome.state === 'saved' && outcome.file?.format === 'kdump' ? opts.dumpLevel ?? 1 : 1;
+  oracle.dumpLevel = outcome.state === 'saved' && outcome.file !== undefined ? Math.max(opts.dumpLevel ?? 1, 1) : 1;
   const report = oracle.compare(outcome.vmcore.record, outcome.vmcore.loads);
   if (oracle.pagesLeftOutByLevel > 0) chainExtra.push(`oracle: ${oracle.pagesLeftOutByLevel} pages left out as dump level ${oracle.dumpLevel} allows (their struct pages say free, cache or user)`);
   if (opts.truthPath !== undefined) {

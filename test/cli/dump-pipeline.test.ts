@@ -1,8 +1,7 @@
 // `kdumpsim run --dump-level` (the capture kernel's makedumpfile -d) and
 // `vmcore convert --threads`: a filtered kdump file that verify accepts at the
-// level it records, ELF refused above level 1 in `run` (the capture kernel
-// copies /proc/vmcore as is), `vmcore convert --format elf --dump-level N`
-// splitting PT_LOADs as makedumpfile -E -d N does, and threaded conversion
+// level it records, ELF split as makedumpfile -E -d N splits it, from `run`
+// and from `vmcore convert --format elf --dump-level N`, and threaded conversion
 // giving the same bytes as the single-thread path.
 
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
@@ -76,13 +75,27 @@ describe('kdumpsim run --dump-level', () => {
     expect(j.chain).toContainEqual(expect.stringMatching(/oracle: \d+ pages left out as dump level 31 allows/));
   });
 
-  it('refuses levels above 1 for an ELF vmcore, and bad levels, with exit 2', () => {
-    const elf = cli(['run', join(dir, 'small.yaml'), '--vmcore', join(dir, 'x.elf'), '--dump-level', '31']);
-    expect(elf.status).toBe(2);
-    expect(elf.stderr).toContain('Cannot use --dump-level 31: an ELF vmcore is /proc/vmcore as is, so levels above 1 need --format kdump');
-    expect(cli(['run', join(dir, 'small.yaml'), '--format', 'elf', '--dump-level', '2']).status).toBe(2);
+  it('--format elf --dump-level 31 splits the PT_LOADs as makedumpfile -E does; the verdict and verify hold at that level', () => {
+    const core = join(dir, 'r31.elf');
+    const truth = join(dir, 'r31.truth');
+    const r = cli(['run', join(dir, 'small.yaml'), '--vmcore', core, '--format', 'elf', '--dump-level', '31', '--truth', truth, '--json']);
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout) as { verdict: string; chain: string[] };
+    expect(j.verdict).toBe('dump-complete');
+    expect(j.chain).toContainEqual(expect.stringMatching(/oracle: \d+ pages left out as dump level 31 allows/));
+    const full = join(dir, 'r1.elf');
+    expect(cli(['run', join(dir, 'small.yaml'), '--vmcore', full, '--dump-level', '1']).status).toBe(0);
+    const loads = (f: string): number => (JSON.parse(cli(['vmcore', 'info', f, '--json']).stdout) as { segments: unknown[] }).segments.length;
+    expect(loads(core)).toBeGreaterThan(loads(full));
+    expect(cli(['vmcore', 'verify', core, '--truth', truth, '--dump-level', '31']).status).toBe(0);
+    expect(cli(['vmcore', 'verify', core, '--truth', truth]).status).toBe(1);
+  });
+
+  it('refuses a level without a file to filter, and bad levels, with exit 2', () => {
+    const none = cli(['run', join(dir, 'small.yaml'), '--format', 'elf', '--dump-level', '2']);
+    expect(none.status).toBe(2);
+    expect(none.stderr).toContain('Cannot use --dump-level 2 without --vmcore');
     expect(cli(['run', join(dir, 'small.yaml'), '--format', 'kdump', '--dump-level', '32']).status).toBe(2);
-    expect(cli(['run', join(dir, 'small.yaml'), '--vmcore', join(dir, 'y.elf'), '--dump-level', '1']).status).toBe(0);
   });
 });
 
