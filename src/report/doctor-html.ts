@@ -20,7 +20,7 @@ export function renderDoctorHtml(d: Diagnosis): string {
   if (d.reproduced.length > 0) {
     parts.push(`<section class="card"><h2>Seen on this host before, and printed by the model too</h2><ul class="log">${d.reproduced.map((e) => `<li><span class="ts">${esc(evidenceRef(e))}</span> ${esc(e.text ?? '')}</li>`).join('')}</ul></section>`);
   }
-  if (d.readiness !== 'ready') {
+  if (d.readiness !== 'ready' && d.runs.length > 0) {
     parts.push('<section class="card"><h2>Changes that give a complete dump, cheapest first</h2>');
     parts.push(d.fixes.length === 0
       ? '<p class="empty">None of the changes tried gives a complete dump.</p>'

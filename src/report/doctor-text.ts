@@ -32,7 +32,7 @@ export function renderDoctorText(d: Diagnosis, opts: { color: boolean; verbose?:
     h('Seen on this host before, and printed by the model too');
     for (const e of d.reproduced) out.push(`  ${evidenceRef(e)}  ${e.text ?? ''}`);
   }
-  if (d.readiness !== 'ready') {
+  if (d.readiness !== 'ready' && d.runs.length > 0) {
     h('Changes that give a complete dump (each confirmed by a re-run), cheapest first');
     if (d.fixes.length === 0) out.push('  none of the changes tried gives a complete dump');
     d.fixes.forEach((f, i) => {

@@ -1,7 +1,7 @@
 // `kdumpsim doctor` from the command line: exit codes, JSON and HTML output,
 // this machine, and a bundle on read-only storage left exactly as it was.
 import { describe, expect, it } from 'vitest';
-import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -102,6 +102,24 @@ describe('kdumpsim doctor', () => {
       const r = cli(['doctor', join(dir, 'b.tar.gz'), '--json'], { timeoutMs: 300_000 });
       expect([0, 1]).toContain(r.status);
       expect((JSON.parse(r.stdout) as { origin: string }).origin).toContain('b.tar.gz');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a bundle of garbage: could not tell (exit 2), each unreadable source named with its reason', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kdumpsim-garbage-'));
+    try {
+      writeFileSync(join(dir, 'MANIFEST.json'), '{"kdumpsim-bundle": 1}');
+      mkdirSync(join(dir, 'proc'));
+      writeFileSync(join(dir, 'proc', 'cpuinfo'), Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 131 + 7) % 256)));
+      writeFileSync(join(dir, 'proc', 'cmdline'), 'garbage\n');
+      const r = cli(['doctor', dir]);
+      expect(r.status).toBe(2);
+      expect(r.stdout).toContain('Could not tell');
+      expect(r.stdout).toContain("/proc/cpuinfo: no 'vendor_id' line");
+      expect(r.stdout).toMatch(/needed +commands\/kernel-log: missing/);
+      expect(r.stdout).not.toContain('Changes that give a complete dump');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
