@@ -178,6 +178,14 @@ export function buildHostModel(facts: HostFacts): HostModel {
     const biosOff = hits(log, 'sev-not-enabled-by-bios');
     const sme = encFeatures.includes('SME') || (flags.includes('sme') && new Cmdline(cmdline).get('mem_encrypt') === 'on');
     smeActive = sme;
+    // SME on without mem_encrypt=on: the build's CONFIG_AMD_MEM_ENCRYPT_ACTIVE_BY_DEFAULT (before 6.9). The model's
+    // kernels take it from the command line, so both kernels of this build get mem_encrypt=on unless they say otherwise.
+    if (sme && new Cmdline(s.firstKernel.cmdline ?? '').get('mem_encrypt') === undefined) {
+      s.firstKernel.cmdline = `${s.firstKernel.cmdline ?? ''} mem_encrypt=on`;
+      const sameBuild = captureRelease === release;
+      if (sameBuild && new Cmdline(s.crashKernel.cmdline ?? '').get('mem_encrypt') === undefined) s.crashKernel.cmdline = `${s.crashKernel.cmdline ?? ''} mem_encrypt=on`;
+      set('firstKernel.cmdline', '+ mem_encrypt=on', `SME is active without mem_encrypt=on on the command line: the build turns it on by default (CONFIG_AMD_MEM_ENCRYPT_ACTIVE_BY_DEFAULT), modelled as mem_encrypt=on${sameBuild ? ' for both kernels of this build' : ''}`, encEvidence);
+    }
     const rmp = hits(log, 'rmp-table');
     const encEnabledEvidence = flags.some((f) => f === 'sme' || f === 'sev' || f === 'sev_es' || f === 'sev_snp') || sme || rmp.length > 0;
     if (biosOff.length > 0) {
@@ -193,6 +201,12 @@ export function buildHostModel(facts: HostFacts): HostModel {
   }
 
   modelIommu(s, facts, set, unknowns, vendor);
+  // A passthrough default domain from the build (CONFIG_IOMMU_DEFAULT_PASSTHROUGH), not the command line: modelled as iommu=pt.
+  const domain = hits(log, 'iommu-default-domain').at(-1);
+  if (domain !== undefined && /passthrough/i.test(domain.type) && !domain.viaCmdline && !new Cmdline(s.firstKernel.cmdline ?? '').options('iommu').includes('pt')) {
+    s.firstKernel.cmdline = `${s.firstKernel.cmdline ?? ''} iommu=pt`;
+    set('firstKernel.cmdline', '+ iommu=pt', 'the IOMMU default domain is passthrough by the build\'s default (CONFIG_IOMMU_DEFAULT_PASSTHROUGH), modelled as iommu=pt', [domain.evidence]);
+  }
 
   return {
     scenario: s, lines, unknowns, notes,
