@@ -21,6 +21,7 @@ import { PageTableBuilder } from './page-table-builder.js';
 import { MemMap } from './mem-map.js';
 import { buildMemSections, presentSections, VMEMMAP_START } from './mem-section.js';
 import { PageAllocator } from './page-allocator.js';
+import { PglistData, writeNodeStates } from './pglist-data.js';
 import { KERNEL_PHYS_START, PAGE_OFFSET, START_KERNEL_MAP, alignDown, alignUp } from './layout.js';
 import { reserveCrashRegion } from './crash-reservation.js';
 import { buildVmcoreinfo, writeVmcoreinfoNote } from './vmcoreinfo-export.js';
@@ -81,6 +82,8 @@ export class FirstKernel {
   memblock!: PageAllocator;
   pageTables!: PageTableBuilder;
   memMap!: MemMap;
+  /** contig_page_data: node 0, its zones and the buddy allocator's free lists. */
+  pgdat!: PglistData;
   /** The mem_section pointer: the virtual address of the SPARSEMEM_EXTREME root array. */
   memSection = 0n;
   vmcoreinfo!: VmcoreInfo;
@@ -189,7 +192,11 @@ export class FirstKernel {
     this.memSection = PAGE_OFFSET + BigInt(rootsPa);
     this.#writePointer(this.image.pa('mem_section'), this.memSection);
     this.memMap.describe(this.mem, this.image.base / 4096, this.image.size / 4096, 'kernel');
-    this.memblock.freeAll(this.mem, this.memMap);
+    // free_area_init(): node 0 online, its zones with empty free lists; then memblock hands its free memory over.
+    writeNodeStates(this.mem, this.image.pa('node_states'));
+    this.pgdat = new PglistData(this.image.pa('contig_page_data'), this.image.va('contig_page_data'), mmBase, usable);
+    this.pgdat.init(this.mem);
+    this.memblock.freeAll(this.mem, this.memMap, this.pgdat);
     if (this.sme.active) this.log.printk(smeBanner(this.profile));
 
     this.vmcoreinfo = buildVmcoreinfo({

@@ -1,7 +1,9 @@
 // The kernel image in physical memory: text, rodata, data and bss at a load
 // address, with the symbols VMCOREINFO publishes pointing at real bytes
 // (init_uts_ns holds the release string, init_top_pgt the page-table root,
-// mem_section the SPARSEMEM root array pointer, vmcoreinfo_note the note).
+// mem_section the SPARSEMEM root array pointer, vmcoreinfo_note the note,
+// node_states the node masks, contig_page_data node 0 with its zones and the
+// buddy allocator's free lists).
 
 import type { PhysAccess } from './phys-access.js';
 import { Prng } from '../util/prng.js';
@@ -34,6 +36,11 @@ export const SYMBOL_OFFSETS = {
   mem_section: IMAGE.data + 0x4000,
   vmcoreinfo_data: IMAGE.data + 0x5000,
   vmcoreinfo_note: IMAGE.data + 0x6000,
+  /** nodemask_t node_states[NR_NODE_STATES]; node_online_map is node_states[N_ONLINE] (one unsigned long each on !NUMA). */
+  node_states: IMAGE.data + 0x8000,
+  node_online_map: IMAGE.data + 0x8008,
+  /** struct pglist_data of the one node (pglist-data.ts), some 10 KiB. */
+  contig_page_data: IMAGE.data + 0x9000,
   _end: IMAGE.end,
 } as const;
 export type KernelSymbol = keyof typeof SYMBOL_OFFSETS;

@@ -5,7 +5,8 @@
 // the dumped kernel's own data as makedumpfile does. Free memory is held by
 // the buddy allocator (page-allocator.ts) in naturally aligned blocks of
 // 2^order pages; the first struct page of each block carries the buddy page
-// type in _mapcount and the order in private.
+// type in _mapcount and the order in private, and its lru links it into its
+// zone's free list of that order (pglist-data.ts).
 
 import type { PhysAccess } from './phys-access.js';
 

@@ -1,45 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_ORDER, MemMap, PAGE_BUDDY_MAPCOUNT_VALUE, STRUCT_PAGE, buddyBlocks } from '../../src/kernel/mem-map.js';
+import { MAX_ORDER, MemMap, STRUCT_PAGE, buddyBlocks } from '../../src/kernel/mem-map.js';
 import { PageAllocator } from '../../src/kernel/page-allocator.js';
-import type { PhysAccess } from '../../src/kernel/phys-access.js';
+import { PglistData } from '../../src/kernel/pglist-data.js';
 import { Prng } from '../../src/util/prng.js';
+import { heads, memory } from './free-list-walk.js';
 
-/** Plain sparse memory, as a kernel without encryption sees it. */
-function memory(): PhysAccess & { frames: Map<number, Uint8Array> } {
-  const frames = new Map<number, Uint8Array>();
-  const each = (pa: number, len: number, fn: (f: Uint8Array, off: number, done: number, n: number) => void): void => {
-    let done = 0;
-    while (done < len) {
-      const a = pa + done;
-      const off = a % 4096;
-      const n = Math.min(4096 - off, len - done);
-      const pfn = (a - off) / 4096;
-      let f = frames.get(pfn);
-      if (!f) frames.set(pfn, (f = new Uint8Array(4096)));
-      fn(f, off, done, n);
-      done += n;
-    }
-  };
-  return {
-    frames,
-    read: (pa, dst) => each(pa, dst.length, (f, off, done, n) => dst.set(f.subarray(off, off + n), done)),
-    write: (pa, src) => each(pa, src.length, (f, off, done, n) => f.set(src.subarray(done, done + n), off)),
-    zero: (pa, len) => each(pa, len, (f, off, _d, n) => f.fill(0, off, off + n)),
-    keyFor: () => 0,
-  };
-}
-
-/** Free blocks a mem_map's heads describe: pfn -> order. */
-function heads(mem: PhysAccess, map: MemMap): Map<number, number> {
-  const out = new Map<number, number>();
-  const buf = new Uint8Array(map.maxPfn * STRUCT_PAGE.size);
-  mem.read(map.base, buf);
-  const dv = new DataView(buf.buffer);
-  for (let pfn = 0; pfn < map.maxPfn; pfn++) {
-    const o = pfn * STRUCT_PAGE.size;
-    if (dv.getInt32(o + STRUCT_PAGE._mapcount, true) === PAGE_BUDDY_MAPCOUNT_VALUE) out.set(pfn, Number(dv.getBigUint64(o + STRUCT_PAGE.private, true)));
-  }
-  return out;
+/** Node 0 for a map at `base` over `usable`, its zones laid out empty. */
+function node(mem: ReturnType<typeof memory>, base: number, usable: { start: number; end: number }[]): PglistData {
+  const n = new PglistData(0x20_0000, 0xffff_ffff_8020_0000n, base, usable);
+  n.init(mem);
+  return n;
 }
 
 describe('buddy blocks', () => {
@@ -72,9 +42,11 @@ describe('the page allocator after memblock_free_all', () => {
     const rng = new Prng(11, 3);
     const size = 64 << 20; // 16384 frames
     const mem = memory();
-    const pa = new PageAllocator([{ start: 0x100000, end: 0x800000 }, { start: 0x1000000, end: size }]);
+    const usable = [{ start: 0x100000, end: 0x800000 }, { start: 0x1000000, end: size }];
+    const pa = new PageAllocator(usable);
+    pa.reserve(0x20_0000, 0x4000);
     const map = new MemMap(pa.alloc(MemMap.bytesFor(size / 4096), 4096)!, size / 4096);
-    pa.freeAll(mem, map);
+    pa.freeAll(mem, map, node(mem, map.base, usable));
     const expected = (): Map<number, number> => {
       const m = new Map<number, number>();
       for (const r of pa.freeRanges) for (const x of buddyBlocks(Math.ceil(r.start / 4096), Math.floor(r.end / 4096))) m.set(x.pfn, x.order);
@@ -94,8 +66,9 @@ describe('the page allocator after memblock_free_all', () => {
   it('allocated pages become in-use kernel pages (one reference) and stay so', () => {
     const mem = memory();
     const pa = new PageAllocator([{ start: 0, end: 16 << 20 }]);
+    pa.reserve(0x20_0000, 0x4000);
     const map = new MemMap(pa.alloc(MemMap.bytesFor(4096), 4096)!, 4096);
-    pa.freeAll(mem, map);
+    pa.freeAll(mem, map, node(mem, map.base, [{ start: 0, end: 16 << 20 }]));
     const at = pa.alloc(3 * 4096, 4096)!;
     const buf = new Uint8Array(3 * STRUCT_PAGE.size);
     mem.read(map.base + (at / 4096) * STRUCT_PAGE.size, buf);
