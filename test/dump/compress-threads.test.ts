@@ -11,25 +11,11 @@ import { BATCH_PAGES, CompressPool } from '../../src/dump/compress-pool.js';
 import { KdumpCompressedReader } from '../../src/dump/kdump-compressed-reader.js';
 import { writeKdumpCompressed, type KdumpCompressedSpec, type PfnRange } from '../../src/dump/kdump-compressed-writer.js';
 import { MapPageSource, PAGE_SIZE } from '../../src/dump/page-source.js';
-import { patternPage, sampleNotes, tempDir } from './vmcore-fixtures.js';
+import { patternPage, sampleNotes, tempDir, noisePage } from './vmcore-fixtures.js';
 
 const dir = tempDir('compress-threads');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-/** Deterministic noise (xorshift), so runs compare byte for byte. */
-function noisePage(seed: number): Uint8Array {
-  const p = new Uint8Array(PAGE_SIZE);
-  let x = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < PAGE_SIZE; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    p[i] = x & 0xff;
-  }
-  return p;
-}
 
 const RANGES: PfnRange[] = [{ startPfn: 0x100, endPfn: 0x100 + 5 * BATCH_PAGES + 17 }, { startPfn: 0x4000, endPfn: 0x4000 + 700 }];
 const MAX_PFN = 0x4000 + 700;

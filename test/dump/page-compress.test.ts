@@ -12,21 +12,8 @@ import {
   INCOMPRESSIBLE_MAX_REPEATS, INCOMPRESSIBLE_MIN_BITS, makeIncompressibleTest, makePageCompressor, pageCompressor,
 } from '../../src/dump/page-compress.js';
 import { PAGE_SIZE } from '../../src/dump/page-source.js';
-import { patternPage } from './vmcore-fixtures.js';
+import { patternPage, noisePage } from './vmcore-fixtures.js';
 
-function noisePage(seed: number): Uint8Array {
-  const p = new Uint8Array(PAGE_SIZE);
-  let x = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < PAGE_SIZE; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    p[i] = x & 0xff;
-  }
-  return p;
-}
 
 function textPage(seed: number): Uint8Array {
   const words = ['struct', 'page', 'vmcore', 'kexec', 'the', 'crash', 'kernel', 'memory', 'iommu', 'panic', 'dump', 'level'];

@@ -102,3 +102,18 @@ export function buildRawElf(file: string, notes: Uint8Array, loads: readonly Raw
   fs.writeFileSync(file, out);
   return phdrs;
 }
+
+/** Deterministic noise (xorshift), so runs compare byte for byte. */
+export function noisePage(seed: number): Uint8Array {
+  const p = new Uint8Array(PAGE_SIZE);
+  let x = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < PAGE_SIZE; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    p[i] = x & 0xff;
+  }
+  return p;
+}

@@ -32,7 +32,7 @@ import { ElfVmcoreReader } from '../../src/dump/elf-vmcore-reader.js';
 import { PT_LOAD } from '../../src/dump/elf.js';
 import { PFN_EXCLUDED } from '../../src/dump/elf-filter.js';
 import { vmcoreInfo } from '../../src/cli/vmcore-commands.js';
-import { makeDump, probeCommand, probePythonModules, removeDump, requireTool, run, runPythonJson, type InteropDump, type PageCounts } from './tools.js';
+import { makeDump, probeCommand, probePythonModules, removeDump, requireTool, run, runPythonJson, type InteropDump, type PageCounts, leftOutFrames } from './tools.js';
 
 const haveMakedumpfile = requireTool('makedumpfile', 'makedumpfile', () => probeCommand('makedumpfile', ['-v']));
 const haveKdumpfile = requireTool('libkdumpfile (python module kdumpfile)', 'python3-libkdumpfile', () => probePythonModules('kdumpfile'));
@@ -52,22 +52,8 @@ function withReader<T>(file: string, fn: (r: VmcoreReader) => T): T {
   }
 }
 
-/** Frames a kdump-compressed file describes (1st bitmap) but leaves out (2nd bitmap clear). */
-function leftOut(file: string): Set<number> {
-  const k = new KdumpCompressedReader(file);
-  try {
-    const out = new Set<number>();
-    for (const s of spans) {
-      for (let p = s.startPfn; p < s.endPfn; p++) {
-        const b = k.bits(p);
-        if (b.inMemory && !b.dumped) out.add(p);
-      }
-    }
-    return out;
-  } finally {
-    k.close();
-  }
-}
+/** Frames a kdump-compressed file describes but leaves out. */
+const leftOut = (file: string): Set<number> => leftOutFrames(file, spans);
 
 /** Frames of the dump's spans an ELF file holds: inside [p_paddr, p_paddr + p_filesz) of some PT_LOAD. */
 function heldByElf(file: string): Set<number> {

@@ -12,14 +12,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KdumpCompressedReader } from '../../src/dump/kdump-compressed-reader.js';
 import { excludedFrames } from '../../src/dump/convert.js';
 import { openVmcore } from '../../src/dump/vmcore-reader.js';
 import { ElfVmcoreReader } from '../../src/dump/elf-vmcore-reader.js';
 import { KernelVm, ReaderPhysMemory } from '../../src/dump/kernel-vm.js';
 import { PT_NOTE } from '../../src/dump/elf.js';
 import { walkFreeLists } from '../kernel/free-list-walk.js';
-import { makeDump, probeCommand, removeDump, requireTool, run, type InteropDump } from './tools.js';
+import { makeDump, probeCommand, removeDump, requireTool, run, type InteropDump, leftOutFrames } from './tools.js';
 
 const haveMakedumpfile = requireTool('makedumpfile', 'makedumpfile', () => probeCommand('makedumpfile', ['-v']));
 
@@ -41,22 +40,8 @@ function bitmapFrames(bitmap: Uint8Array): Set<number> {
   return out;
 }
 
-/** Frames a kdump-compressed file describes (1st bitmap) but leaves out (2nd bitmap clear). */
-function leftOut(file: string): Set<number> {
-  const k = new KdumpCompressedReader(file);
-  try {
-    const out = new Set<number>();
-    for (const s of spans) {
-      for (let p = s.startPfn; p < s.endPfn; p++) {
-        const b = k.bits(p);
-        if (b.inMemory && !b.dumped) out.add(p);
-      }
-    }
-    return out;
-  } finally {
-    k.close();
-  }
-}
+/** Frames a kdump-compressed file describes but leaves out. */
+const leftOut = (file: string): Set<number> => leftOutFrames(file, spans);
 
 /** A copy of `src` whose VMCOREINFO note (in the PT_NOTE segment, not the kernel's copy in memory) no longer names the buddy mapcount value. */
 function hideBuddyValue(src: string, dst: string): void {

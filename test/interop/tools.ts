@@ -17,6 +17,7 @@ import type { RunResult } from '../../src/scenario/result.js';
 import { readTruthManifest, type TruthManifest } from '../../src/dump/truth-manifest.js';
 import { kernelProfile } from '../../src/kernel/profile.js';
 import { parseSize } from '../../src/util/units.js';
+import { KdumpCompressedReader } from '../../src/dump/kdump-compressed-reader.js';
 
 /** Debian's interpreter: the python3 first on PATH may be another one that cannot import kdumpfile or drgn. */
 export const PYTHON = '/usr/bin/python3';
@@ -229,4 +230,21 @@ export function expectPhysicalReadsMatch(
   expect(phys.zeroChecked).toBe(Math.ceil((total - nonZero) / zeroStride));
   expect(phys.zeroEqual).toBe(phys.zeroChecked);
   expect(phys.changedAfterPanic).toBe(changedAfterPanic);
+}
+
+/** Frames a kdump-compressed file describes (1st bitmap) but leaves out (2nd bitmap clear), within `spans`. */
+export function leftOutFrames(file: string, spans: readonly { startPfn: number; endPfn: number }[]): Set<number> {
+  const k = new KdumpCompressedReader(file);
+  try {
+    const out = new Set<number>();
+    for (const s of spans) {
+      for (let p = s.startPfn; p < s.endPfn; p++) {
+        const b = k.bits(p);
+        if (b.inMemory && !b.dumped) out.add(p);
+      }
+    }
+    return out;
+  } finally {
+    k.close();
+  }
 }
