@@ -184,7 +184,8 @@ function progress(r: RunResult): number {
 function summarize(variant: string, r: RunResult): RunSummary {
   const faults = captureFaults(r);
   // The steps that carry the cause (a refusal, a failure, a fault, what the hardware ignored), then how it ended.
-  const steps = r.chain.map((c) => c.replace(/^\[\s*\d+\.\d+\]\s*/, ''));
+  // Timestamps off, and a source named twice ("nic0: nic0: ...") once.
+  const steps = r.chain.map((c) => c.replace(/^\[\s*\d+\.\d+\]\s*/, '').replace(/^(\S+): \1: /, '$1: '));
   const last = steps.length - 4;
   const why = steps.filter((c, i) => i >= last || CAUSE.test(c)).slice(-14);
   if (r.verdict === 'dump-complete' && faults > 0) {
