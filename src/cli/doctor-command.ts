@@ -39,7 +39,8 @@ Examples:
   kdumpsim doctor                         diagnose this machine
   kdumpsim doctor --collect host.tar.gz   save this machine's facts for later
   kdumpsim doctor host.tar.gz --html report.html
-  kdumpsim doctor --collect b/ --console serial.log   add a console capture of a failed kdump
+  kdumpsim doctor --console serial.log    this machine, with a console capture of a failed kdump
+  kdumpsim doctor --collect b/ --console serial.log   the same, saved as a bundle
 `;
 
 export function registerDoctorCommand(program: Command): void {
@@ -47,7 +48,7 @@ export function registerDoctorCommand(program: Command): void {
     .description('tell whether kdump on a real host (this one, or a bundle of its files) would give a complete dump, and which change would')
     .argument('[bundle]', 'a bundle directory or .tar/.tar.gz written by --collect (default: this machine)')
     .option('--collect <path>', 'write this machine\'s facts into a bundle (a directory, or a .tar/.tar.gz file) and stop')
-    .option('--console <file>', 'with --collect: a serial console capture of an earlier capture-kernel boot, added to the bundle')
+    .option('--console <file>', 'a serial console capture of an earlier capture-kernel boot: read with this machine, or added to the bundle with --collect')
     .option('--json', 'print the diagnosis as JSON')
     .option('--html <file>', 'also write an HTML report')
     .option('--verbose', 'list every source and each run\'s chain')
@@ -61,8 +62,8 @@ export function registerDoctorCommand(program: Command): void {
         for (const x of sources) if (x.status !== 'read' && !(x.optional && x.status === 'missing')) out(`  ${x.path}: ${x.status}${x.reason ? ` (${x.reason})` : ''}\n`);
         return;
       }
-      if (o.console !== undefined) throw new UsageError('Cannot use --console without --collect');
-      const source = bundle === undefined ? liveHost() : openBundle(bundle);
+      if (o.console !== undefined && bundle !== undefined) throw new UsageError('Cannot use --console with a bundle: a bundle carries its console log (add it with --collect --console)');
+      const source = bundle === undefined ? liveHost('/', o.console === undefined ? {} : { consoleLog: o.console }) : openBundle(bundle);
       const facts = readHostFacts(source, bundle ?? 'this machine');
       const progress = process.stderr.isTTY && o.json !== true;
       const d = diagnose(facts, progress ? { onRun: (what, n) => process.stderr.write(`\rrun ${n}: ${what}`.padEnd(79).slice(0, 79)) } : {});

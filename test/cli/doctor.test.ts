@@ -91,6 +91,23 @@ describe('kdumpsim doctor', () => {
     expect(r.stdout).toContain('/proc/cpuinfo');
   });
 
+  it('--console adds a console capture to this machine\'s facts; with a bundle it is refused', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kdumpsim-console-'));
+    try {
+      const log = join(dir, 'serial.log');
+      writeFileSync(log, 'INFO [    0.006403] AMD-Vi: Copied DEV table from previous kernel.\nALERT [    0.115337] AMD-Vi: Completion-Wait loop timed out\n');
+      const r = cli(['doctor', '--console', log, '--json'], { timeoutMs: 300_000 });
+      expect([0, 1]).toContain(r.status);
+      const j = JSON.parse(r.stdout) as { facts: { captureLog: { kind: string; evidence: { file: string; line: number } }[] } };
+      expect(j.facts.captureLog.map((h) => `${h.kind} ${h.evidence.line}`)).toEqual(['amd-vi-kdump 1', 'completion-wait-timeout 2']);
+      const refused = cli(['doctor', F10, '--console', log]);
+      expect(refused.status).toBe(2);
+      expect(refused.stderr).toContain('Cannot use --console with a bundle');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('--collect writes a bundle that the doctor then reads', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kdumpsim-collect-'));
     try {
