@@ -5,6 +5,10 @@
 // as it does for DMA.
 
 import type { MemoryController, WriteResult } from './memory-controller.js';
+import type { DmaResult } from './dma-port.js';
+
+/** One page of a DMA transfer as the IOMMU translated it, or the result that stops the transfer. */
+export type PageTranslation = { ok: true; addr: number } | { ok: false; result: DmaResult };
 
 /** The C-bit position and the key slot it selects, when memory encryption is on. */
 export interface CBit {
@@ -65,6 +69,41 @@ export class IommuMemory {
     if (!this.read(addr, buf)) return undefined;
     const dv = new DataView(buf.buffer);
     return Array.from({ length: n }, (_, i) => dv.getBigUint64(i * 8, true));
+  }
+
+  /**
+   * One DMA transfer from `requester` starting at bus address `start`. Every
+   * page is translated (by the IOMMU's `translate`) and found in DRAM before
+   * anything moves, so a fault leaves memory untouched; then it is read or
+   * written as the device's, page by page. A write the memory controller
+   * refuses stops the transfer with what `refused` makes of it.
+   */
+  dma(
+    requester: string, start: number, buf: Uint8Array, write: boolean, translate: (busAddr: number) => PageTranslation,
+    refused: (at: { busAddr: number; pa: number }, why: Extract<WriteResult, { ok: false }>) => DmaResult,
+  ): DmaResult {
+    const chunks: { pa: number; keyId: number; off: number; len: number }[] = [];
+    let off = 0;
+    do {
+      const a = start + off;
+      const len = Math.min(buf.length - off, 4096 - (a % 4096));
+      const t = translate(a);
+      if (!t.ok) return t.result;
+      const loc = this.locate(t.addr);
+      if (!this.backed(loc.pa, len)) return { ok: false, fault: 'master-abort', detail: `no memory at 0x${loc.pa.toString(16)}` };
+      chunks.push({ pa: loc.pa, keyId: loc.keyId, off, len });
+      off += len;
+    } while (off < buf.length);
+    for (const c of chunks) {
+      const part = buf.subarray(c.off, c.off + c.len);
+      if (!write) {
+        this.mc.read(c.pa, part, { keyId: c.keyId });
+        continue;
+      }
+      const w = this.mc.write(c.pa, part, { kind: 'device', name: requester }, { keyId: c.keyId });
+      if (!w.ok) return refused({ busAddr: start + c.off, pa: c.pa }, w);
+    }
+    return { ok: true, pa: chunks[0]!.pa };
   }
 
   /**

@@ -550,34 +550,16 @@ export class AmdIommu implements MmioDevice {
    * writes are RMP-checked as the device's, page by page.
    */
   dma(requester: string, devid: number, iova: number, buf: Uint8Array, write: boolean): DmaResult {
-    const chunks: { pa: number; keyId: number; off: number; len: number }[] = [];
-    let off = 0;
-    do {
-      const a = iova + off;
-      const len = Math.min(buf.length - off, 4096 - (a % 4096));
+    return this.memory.dma(requester, iova, buf, write, (a) => {
       const t = this.translate(devid, a, write);
-      if (!t.ok) return { ok: false, fault: t.fault, detail: t.detail };
-      const loc = this.memory.locate(t.addr);
-      if (!this.memory.backed(loc.pa, len)) return { ok: false, fault: 'master-abort', detail: `no memory at 0x${loc.pa.toString(16)}` };
-      chunks.push({ pa: loc.pa, keyId: loc.keyId, off, len });
-      off += len;
-    } while (off < buf.length);
-    for (const c of chunks) {
-      const part = buf.subarray(c.off, c.off + c.len);
-      if (!write) {
-        this.memory.mc.read(c.pa, part, { keyId: c.keyId });
-        continue;
-      }
-      const w = this.memory.mc.write(c.pa, part, { kind: 'device', name: requester }, { keyId: c.keyId });
-      if (!w.ok) {
-        this.#logEvent({ type: EV_RMP_PAGE_FAULT, devid, domainId: 0, flags: EVF_RW, flagsRmp: 0, address: iova + c.off });
-        this.#record('iommu-rmp-fault', `${requester} DMA write at IOVA 0x${(iova + c.off).toString(16)} refused by the RMP: ${w.detail}`, {
-          devid, requester, iova: iova + c.off, pa: c.pa,
-        });
-        return { ok: false, fault: 'rmp-violation', detail: w.detail };
-      }
-    }
-    return { ok: true, pa: chunks[0]!.pa };
+      return t.ok ? { ok: true, addr: t.addr } : { ok: false, result: { ok: false, fault: t.fault, detail: t.detail } };
+    }, (at, w) => {
+      this.#logEvent({ type: EV_RMP_PAGE_FAULT, devid, domainId: 0, flags: EVF_RW, flagsRmp: 0, address: at.busAddr });
+      this.#record('iommu-rmp-fault', `${requester} DMA write at IOVA 0x${at.busAddr.toString(16)} refused by the RMP: ${w.detail}`, {
+        devid, requester, iova: at.busAddr, pa: at.pa,
+      });
+      return { ok: false, fault: 'rmp-violation', detail: w.detail };
+    });
   }
 
   // ---- interrupt remapping ----

@@ -697,37 +697,18 @@ export class Vtd implements MmioDevice, InterruptRemappingUnit {
    * untouched; writes go through the memory controller as the device's.
    */
   dma(requester: string, sid: number, busAddr: number, buf: Uint8Array, write: boolean): DmaResult {
-    const chunks: { pa: number; keyId: number; off: number; len: number }[] = [];
-    let off = 0;
-    do {
-      const a = busAddr + off;
-      const len = Math.min(buf.length - off, 4096 - (a % 4096));
+    return this.memory.dma(requester, busAddr, buf, write, (a) => {
       const t = this.dmaRemapper.translate(sid, a, write);
-      if (!t.ok) {
-        this.dmaBlocked++;
-        this.reportFault({ sourceId: sid, reason: t.reason, detail: t.detail, fpd: t.fpd, address: a - (a % 4096), read: !write });
-        return { ok: false, fault: 'dmar-fault', detail: `fault reason ${hex(t.reason)} (${faultReasonText(t.reason)}): ${t.detail}` };
-      }
-      const loc = this.memory.locate(t.addr);
-      if (!this.memory.backed(loc.pa, len)) return { ok: false, fault: 'master-abort', detail: `no memory at ${hex(loc.pa)}` };
-      chunks.push({ pa: loc.pa, keyId: loc.keyId, off, len });
-      off += len;
-    } while (off < buf.length);
-    for (const c of chunks) {
-      const part = buf.subarray(c.off, c.off + c.len);
-      if (!write) {
-        this.memory.mc.read(c.pa, part, { keyId: c.keyId });
-        continue;
-      }
-      const w = this.memory.mc.write(c.pa, part, { kind: 'device', name: requester }, { keyId: c.keyId });
-      if (!w.ok) {
-        this.#record('vtd-dma-refused', `${requester} DMA write at ${hex(busAddr + c.off)} (PA ${hex(c.pa)}) refused: ${w.detail}`, {
-          sid, requester, busAddr: busAddr + c.off, pa: c.pa,
-        });
-        return { ok: false, fault: w.fault, detail: w.detail };
-      }
-    }
-    return { ok: true, pa: chunks[0]!.pa };
+      if (t.ok) return { ok: true, addr: t.addr };
+      this.dmaBlocked++;
+      this.reportFault({ sourceId: sid, reason: t.reason, detail: t.detail, fpd: t.fpd, address: a - (a % 4096), read: !write });
+      return { ok: false, result: { ok: false, fault: 'dmar-fault', detail: `fault reason ${hex(t.reason)} (${faultReasonText(t.reason)}): ${t.detail}` } };
+    }, (at, w) => {
+      this.#record('vtd-dma-refused', `${requester} DMA write at ${hex(at.busAddr)} (PA ${hex(at.pa)}) refused: ${w.detail}`, {
+        sid, requester, busAddr: at.busAddr, pa: at.pa,
+      });
+      return { ok: false, fault: w.fault, detail: w.detail };
+    });
   }
 
   // ---- interrupts ----
