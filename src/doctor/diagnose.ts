@@ -9,6 +9,7 @@ import type { Evidence, HostFacts, LogHit } from './host-facts.js';
 import { buildHostModel, type HostModel } from './host-scenario.js';
 import { candidateFixes, type Fix } from './fixes.js';
 import { likelyChanges } from './what-ifs.js';
+import { parseSize } from '../util/units.js';
 
 export type Readiness = 'ready' | 'not-ready' | 'unknown';
 
@@ -107,7 +108,7 @@ export function diagnose(facts: HostFacts, opts: DiagnoseOptions = {}): Diagnosi
     return base;
   }
   base.runs = results.map(({ v, r }) => summarize(v.label, r));
-  const headroom = captureMemoryNote(results[0]!.r, scenarioSchema.parse(results[0]!.v.scenario).crashKernel.minMemory);
+  const headroom = captureMemoryNote(results[0]!.r);
   if (headroom !== undefined) base.model.notes.push(headroom);
   base.reproduced = reproducedLines(facts.captureLog, results[0]!.r);
   const readyCount = base.runs.filter((r) => r.ready).length;
@@ -206,11 +207,12 @@ function describe(r: RunSummary): string {
 }
 
 /** How much memory the capture kernel had left (its "Memory:" line), and what SWIOTLB took, against what its initramfs needs. */
-function captureMemoryNote(r: RunResult, minMemory: string | number): string | undefined {
+function captureMemoryNote(r: RunResult): string | undefined {
+  const minMemory = r.input.crashKernel.minMemory;
   const mem = r.logs.crashKernel.map((l) => /Memory: (\d+)K\/(\d+)K available/.exec(l)).find((x) => x !== null);
   if (mem === undefined || mem === null) return undefined;
   const freeMiB = Math.floor(Number(mem[1]) / 1024);
-  const need = typeof minMemory === 'number' ? minMemory / 2 ** 20 : Number(/^(\d+)M$/.exec(minMemory)?.[1] ?? 96);
+  const need = (parseSize(minMemory) ?? 0) / 2 ** 20;
   const swiotlb = r.logs.crashKernel.some((l) => l.includes('software IO TLB: mapped'));
   return `the capture kernel had ${freeMiB} MiB free for its initramfs and the dump (it needs ${need} MiB)${swiotlb ? ', after the 64 MiB SWIOTLB that SME forces' : ''}`;
 }

@@ -8,6 +8,7 @@ import { KERNEL_PROFILES } from '../kernel/profile.js';
 import { Cmdline } from '../kernel/cmdline.js';
 import type { HostModel } from './host-scenario.js';
 import { UPGRADE_PATH, upgradeRank } from './kernel-release.js';
+import { parseSize } from '../util/units.js';
 
 export interface Fix {
   id: string;
@@ -83,7 +84,7 @@ export function candidateFixes(m: HostModel, current: ScenarioInput): Fix[] {
     out.push({
       id: 'load-capture-kernel', title: 'load the capture kernel (start the kdump service)', cost: 1,
       lines: [
-        ...(m.lines.some((l) => l.field === 'crashKernel.loaded' && l.value.includes('no kexec')) ? ['boot a kernel built with CONFIG_KEXEC_FILE and CONFIG_CRASH_DUMP (distribution kernels are)'] : []),
+        ...(!m.setup.kexecInKernel ? ['boot a kernel built with CONFIG_KEXEC_FILE and CONFIG_CRASH_DUMP (distribution kernels are)'] : []),
         tool === 'kdump-tools' ? '/etc/default/kdump-tools: USE_KDUMP=1, then: kdump-config load' : tool === undefined ? 'install and enable kdump-tools (Debian, Ubuntu) or kdump-utils (Fedora, RHEL)' : 'systemctl enable --now kdump',
       ],
       apply: (x) => { x.crashKernel!.loaded = true; },
@@ -91,8 +92,8 @@ export function candidateFixes(m: HostModel, current: ScenarioInput): Fix[] {
   }
 
   // A larger reservation, in the distribution's own syntax; one entry per size so the search finds the smallest that works.
-  const memMiB = Number(String(s.machine?.memory ?? '0').replace(/M$/, ''));
-  const current_ = reservedMiB(m);
+  const memMiB = (parseSize(s.machine?.memory ?? 0) ?? 0) / 2 ** 20;
+  const current_ = (m.setup.reservedBytes ?? 0) / 2 ** 20;
   for (const size of CRASHKERNEL_STEPS_MIB) {
     if (size <= current_ || size > memMiB / 2) continue;
     out.push({
@@ -209,9 +210,3 @@ export function candidateFixes(m: HostModel, current: ScenarioInput): Fix[] {
   return out;
 }
 
-/** The reservation the model starts from, MiB (0 when nothing is reserved). */
-function reservedMiB(m: HostModel): number {
-  const line = m.lines.find((l) => l.field === 'firstKernel.crashkernel');
-  const n = line === undefined ? 0 : Number(/^(\d+) MiB/.exec(line.value)?.[1] ?? 0);
-  return n;
-}

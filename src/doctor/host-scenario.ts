@@ -35,16 +35,14 @@ export interface HostModel {
   /** What the fixes need to phrase their lines. */
   setup: {
     tool: CaptureSetup['tool'] | undefined;
-    toolConfig: string | undefined;
-    firstRelease: string | undefined;
-    captureRelease: string | undefined;
     /** The capture kernel is set explicitly (not "whatever is running"). */
     captureKernelPinned: boolean;
-    firstProfile: string;
-    captureProfile: string;
     /** SME active in the first kernel (from the host's log or flags). */
     smeActive: boolean;
-    snpHost: boolean;
+    /** Bytes the model reserves for the capture kernel (0: nothing), when the host or its command line says. */
+    reservedBytes: number | undefined;
+    /** The running kernel has kexec at all (false: no /sys/kernel/kexec_crash_loaded although sysfs is there). */
+    kexecInKernel: boolean;
   };
 }
 
@@ -78,7 +76,7 @@ export function buildHostModel(facts: HostFacts): HostModel {
   const machine = s.machine!;
   const blockedModel = (why: string): HostModel => ({
     scenario: s, lines, unknowns, notes, blocking: why,
-    setup: { tool: undefined, toolConfig: undefined, firstRelease: undefined, captureRelease: undefined, captureKernelPinned: false, firstProfile: 'linux-6.1', captureProfile: 'linux-6.1', smeActive: false, snpHost: false },
+    setup: { tool: undefined, captureKernelPinned: false, smeActive: false, reservedBytes: undefined, kexecInKernel: true },
   });
 
   // The CPU.
@@ -125,7 +123,7 @@ export function buildHostModel(facts: HostFacts): HostModel {
     set('guest.profile', String(s.guest.profile), `${firstRel.release}: SNP guest kexec came in 6.13 and its fixes in 2025 (6.15); SEV-ES guests refuse kexec since 2024`);
     return {
       scenario: s, lines, unknowns, notes,
-      setup: { tool: capture?.tool, toolConfig: capture?.config, firstRelease: release, captureRelease, captureKernelPinned: capture?.kernelRelease !== undefined, firstProfile: String(s.guest.profile), captureProfile: String(s.guest.kexecProfile), smeActive: false, snpHost: false },
+      setup: { tool: capture?.tool, captureKernelPinned: capture?.kernelRelease !== undefined, smeActive: false, reservedBytes: undefined, kexecInKernel: true },
     };
   }
   if (hypervisor && encFeatures.includes('SEV')) {
@@ -143,7 +141,7 @@ export function buildHostModel(facts: HostFacts): HostModel {
   const cmdEvidence = facts.cmdline.known ? facts.cmdline.evidence : hits(log, 'command-line').slice(-1).map((h) => h.evidence);
   s.firstKernel.cmdline = cmdline;
   set('firstKernel.cmdline', cmdline, 'the running kernel\'s command line', cmdEvidence);
-  reservation(s, facts, mem, cmdline, set);
+  const reservedBytes = reservation(s, facts, mem, cmdline, set);
 
   // The capture kernel's command line and whether the service loaded it.
   const ckCmdline = capture?.cmdline ?? defaultCaptureCmdline(cmdline);
@@ -151,8 +149,8 @@ export function buildHostModel(facts: HostFacts): HostModel {
   set('crashKernel.cmdline', ckCmdline, capture?.cmdline !== undefined ? `as ${capture.tool} builds it from ${capture.config}` : 'no kdump tool configuration found: the first kernel\'s command line without crashkernel=, plus irqpoll nr_cpus=1 reset_devices as every kdump tool adds', facts.capture.evidence);
   const loaded = known(facts.kexecCrashLoaded);
   const loadedSource = facts.sources.find((x) => x.path === '/sys/kernel/kexec_crash_loaded');
-  const reservedNothing = lines.some((l) => l.field === 'firstKernel.crashkernel' && l.value === '0 MiB');
-  if (loaded === false && reservedNothing && capture !== undefined) {
+  let kexecInKernel = true;
+  if (loaded === false && reservedBytes === 0 && capture !== undefined) {
     // The service ran and kexec refused for want of a reservation: with one, it would load.
     s.crashKernel.loaded = true;
     set('crashKernel.loaded', 'true (the service tries)', `kexec_crash_loaded reads 0 because nothing is reserved; ${capture.tool} is configured and loads the capture kernel at boot`, [...facts.kexecCrashLoaded.evidence, ...facts.capture.evidence]);
@@ -162,6 +160,7 @@ export function buildHostModel(facts: HostFacts): HostModel {
   } else if (loadedSource?.status === 'missing' && facts.sources.some((x) => x.path.startsWith('/sys/') && x.status === 'read')) {
     // sysfs is there but the attribute is not: this kernel was built without kexec (CONFIG_KEXEC_CORE).
     s.crashKernel.loaded = false;
+    kexecInKernel = false;
     set('crashKernel.loaded', 'false (no kexec in this kernel)', '/sys/kernel/kexec_crash_loaded does not exist although sysfs does: the running kernel has no kexec support, so nothing can be loaded', [{ file: '/sys/kernel/kexec_crash_loaded' }]);
     notes.push('the running kernel has no kexec support (no /sys/kernel/kexec_crash_loaded): kdump needs a kernel built with CONFIG_KEXEC_FILE and CONFIG_CRASH_DUMP');
   } else {
@@ -173,7 +172,6 @@ export function buildHostModel(facts: HostFacts): HostModel {
 
   // Memory encryption and SNP (AMD).
   let smeActive = false;
-  let snpHost = false;
   if (vendor === 'amd') {
     const biosOff = hits(log, 'sev-not-enabled-by-bios');
     const sme = encFeatures.includes('SME') || (flags.includes('sme') && new Cmdline(cmdline).get('mem_encrypt') === 'on');
@@ -197,7 +195,7 @@ export function buildHostModel(facts: HostFacts): HostModel {
     } else {
       set('machine.cpu.memoryEncryption', 'none', 'no sme/sev flags and no memory encryption lines', facts.cpuFlags.evidence);
     }
-    if (machine.cpu.memoryEncryption === 'enabled') snpHost = modelSnp(s, facts, set, unknowns, notes, KERNEL_PROFILES[firstChoice.profile]!.mechanisms.snpHost);
+    if (machine.cpu.memoryEncryption === 'enabled') modelSnp(s, facts, set, unknowns, notes, KERNEL_PROFILES[firstChoice.profile]!.mechanisms.snpHost);
   }
 
   modelIommu(s, facts, set, unknowns, vendor);
@@ -211,9 +209,8 @@ export function buildHostModel(facts: HostFacts): HostModel {
   return {
     scenario: s, lines, unknowns, notes,
     setup: {
-      tool: capture?.tool, toolConfig: capture?.config, firstRelease: release, captureRelease,
-      captureKernelPinned: capture?.kernelRelease !== undefined && capture.kernelRelease !== release,
-      firstProfile: firstChoice.profile, captureProfile: captureChoice.profile, smeActive, snpHost,
+      tool: capture?.tool, captureKernelPinned: capture?.kernelRelease !== undefined && capture.kernelRelease !== release,
+      smeActive, reservedBytes, kexecInKernel,
     },
   };
 }
@@ -254,22 +251,23 @@ type Setter = (field: string, value: string, because: string, evidence?: Evidenc
  * ranges); the command line stands when the kernel's parser, run on it, gives
  * the same figure, so the model also reproduces how it came about.
  */
-function reservation(s: ScenarioInput, facts: HostFacts, mem: number, cmdline: string, set: Setter): void {
+function reservation(s: ScenarioInput, facts: HostFacts, mem: number, cmdline: string, set: Setter): number {
   const parsed = parseCrashkernel(cmdline, mem) ?? { ok: false as const, message: 'no crashkernel= on the command line' };
   const fromCmdline = parsed.ok ? parsed.size + (parsed.high ? parsed.lowSize ?? 0 : 0) : 0;
   const size = known(facts.kexecCrashSize) ?? sumRanges(known(facts.crashKernelRanges));
   const ev = facts.kexecCrashSize.known ? facts.kexecCrashSize.evidence : facts.crashKernelRanges.evidence;
   if (size === undefined) {
     set('firstKernel.crashkernel', parsed.ok ? `${fromCmdline >> 20} MiB` : 'none', `the reservation could not be read (${reasonOf(facts.kexecCrashSize)}): the command line decides, as parsed by the kernel's own rules`);
-    return;
+    return fromCmdline;
   }
   if (Math.abs(size - fromCmdline) < 16 * MiB) {
     set('firstKernel.crashkernel', `${size >> 20} MiB`, parsed.ok ? 'reserved, as the command line asks' : `nothing reserved, and the command line explains it: ${parsed.message}`, ev);
-    return;
+    return size;
   }
   const words = cmdline.split(/\s+/).filter((w) => !w.startsWith('crashkernel='));
   s.firstKernel!.cmdline = size === 0 ? words.join(' ') : [...words, `crashkernel=${size >> 20}M`].join(' ');
   set('firstKernel.crashkernel', `${size >> 20} MiB`, `the host reserved ${size >> 20} MiB although its command line reads as ${fromCmdline >> 20} MiB to the kernel's parser (a distribution extension such as crashkernel=auto, or a failed allocation): the host's figure is used`, ev);
+  return size;
 }
 
 function sumRanges(r: { start: bigint; end: bigint }[] | undefined): number | undefined {
@@ -277,8 +275,8 @@ function sumRanges(r: { start: bigint; end: bigint }[] | undefined): number | un
   return r.reduce((n, x) => n + Number(x.end - x.start + 1n), 0);
 }
 
-/** SNP on an AMD host with memory encryption on. Returns whether host SNP is modelled. */
-function modelSnp(s: ScenarioInput, facts: HostFacts, set: Setter, unknowns: Unknown[], notes: string[], kernelHasSnp: boolean): boolean {
+/** SNP on an AMD host with memory encryption on. */
+function modelSnp(s: ScenarioInput, facts: HostFacts, set: Setter, unknowns: Unknown[], notes: string[], kernelHasSnp: boolean): void {
   const log = facts.log;
   const flags = known(facts.cpuFlags) ?? [];
   const rmp = hits(log, 'rmp-table');
@@ -286,7 +284,7 @@ function modelSnp(s: ScenarioInput, facts: HostFacts, set: Setter, unknowns: Unk
   const snpEvidence = flags.includes('sev_snp') || rmp.length > 0 || refused.length > 0 || known(facts.kvmAmd.sevSnp) === true;
   if (!snpEvidence) {
     set('machine.cpu.snp', 'absent', 'no sev_snp flag, no RMP line, kvm_amd.sev_snp not Y', facts.cpuFlags.evidence);
-    return false;
+    return;
   }
   const snp: NonNullable<NonNullable<NonNullable<ScenarioInput['machine']>['cpu']>['snp']> = {};
   s.machine!.cpu!.snp = snp;
@@ -347,7 +345,6 @@ function modelSnp(s: ScenarioInput, facts: HostFacts, set: Setter, unknowns: Unk
       alternatives: [{ label: 'no SNP guests', apply: (x) => { x.machine!.cpu!.snp!.guests = 0; } }, { label: '2 SNP guests', apply: (x) => { x.machine!.cpu!.snp!.guests = 2; } }],
     });
   }
-  return true;
 }
 
 function modelIommu(s: ScenarioInput, facts: HostFacts, set: Setter, unknowns: Unknown[], vendor: 'amd' | 'intel'): void {

@@ -36,7 +36,7 @@ import { snpProbe, snpRmptableInit, ccpSnpInit, type SnpHostState } from './snp-
 import { initIommu, type IommuDriver, type IommuHost } from './drivers/iommu.js';
 import { checkTimer, stopHpet } from './io-apic-timer.js';
 import { launchSnpGuests, type SnpGuest } from './kvm-snp.js';
-import { KernelWriteFault, physAccess, type PhysAccess } from './phys-access.js';
+import { KernelWriteFault, physAccess, writeU64, type PhysAccess } from './phys-access.js';
 import { HOST_KEY_SLOT } from '../platform/machine.js';
 
 /** A buffer the kernel handed to a device for DMA. */
@@ -190,7 +190,7 @@ export class FirstKernel {
       return pa;
     }, presentSections(usable));
     this.memSection = PAGE_OFFSET + BigInt(rootsPa);
-    this.#writePointer(this.image.pa('mem_section'), this.memSection);
+    writeU64(this.mem, this.image.pa('mem_section'), this.memSection);
     this.memMap.describe(this.mem, this.image.base / 4096, this.image.size / 4096, 'kernel');
     // free_area_init(): node 0 online, its zones with empty free lists; then memblock hands its free memory over.
     writeNodeStates(this.mem, this.image.pa('node_states'));
@@ -317,11 +317,6 @@ export class FirstKernel {
     for (const cpu of m.cpus) cpu.cr3 = this.cr3;
   }
 
-  #writePointer(pa: number, value: bigint): void {
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setBigUint64(0, value, true);
-    this.mem.write(pa, b);
-  }
 
   #bringUpAps(): void {
     const m = this.machine;

@@ -6,7 +6,7 @@
 // the sections in pages hung off a root array that `mem_section` points to;
 // dump tools find it through SYMBOL(mem_section) and LENGTH(mem_section).
 
-import type { PhysAccess } from './phys-access.js';
+import { writeU64, type PhysAccess } from './phys-access.js';
 import { PAGE_OFFSET } from './layout.js';
 
 /** x86-64: 2^27-byte (128 MiB) sections. */
@@ -63,10 +63,4 @@ export function buildMemSections(mem: PhysAccess, alloc: (bytes: number) => numb
     writeU64(mem, page + (nr % SECTIONS_PER_ROOT) * MEM_SECTION_SIZE, coded);
   }
   return roots;
-}
-
-function writeU64(mem: PhysAccess, pa: number, v: bigint): void {
-  const b = new Uint8Array(8);
-  new DataView(b.buffer).setBigUint64(0, v, true);
-  mem.write(pa, b);
 }

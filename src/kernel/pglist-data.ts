@@ -13,7 +13,7 @@
 // host after boot has almost nothing else); the other migratetypes' lists are
 // empty. The lists' order is the kernel's: a block freed last is first.
 
-import type { PhysAccess } from './phys-access.js';
+import { writeU64, type PhysAccess } from './phys-access.js';
 import { MAX_ORDER, STRUCT_PAGE, buddyBlocks } from './mem-map.js';
 import { VMEMMAP_START } from './mem-section.js';
 
@@ -199,11 +199,6 @@ export class PglistData {
     return [this.mapBase + pfn * STRUCT_PAGE.size + STRUCT_PAGE.lru, VMEMMAP_START + BigInt(pfn * STRUCT_PAGE.size + STRUCT_PAGE.lru)];
   }
 
-  #set(mem: PhysAccess, pa: number, v: bigint): void {
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setBigUint64(0, v, true);
-    mem.write(pa, b);
-  }
 
   /** add_to_free_list(): the block at `pfn` goes first on its zone's list of `order` (its struct page must be written already). */
   add(mem: PhysAccess, pfn: number, order: number): void {
@@ -223,8 +218,8 @@ export class PglistData {
     dv.setBigUint64(LIST_HEAD.next, nextVa, true);
     dv.setBigUint64(LIST_HEAD.prev, headVa, true);
     mem.write(npa, lru);
-    this.#set(mem, nextPa + LIST_HEAD.prev, nva);
-    this.#set(mem, this.#node(z, order, -1)[0] + LIST_HEAD.next, nva);
+    writeU64(mem, nextPa + LIST_HEAD.prev, nva);
+    writeU64(mem, this.#node(z, order, -1)[0] + LIST_HEAD.next, nva);
     this.#counted(z, order, 2 ** order);
   }
 
@@ -241,8 +236,8 @@ export class PglistData {
     else l.last = me.prev;
     const [prevPa, prevVa] = this.#node(z, order, me.prev);
     const [nextPa, nextVa] = this.#node(z, order, me.next);
-    this.#set(mem, prevPa + LIST_HEAD.next, nextVa);
-    this.#set(mem, nextPa + LIST_HEAD.prev, prevVa);
+    writeU64(mem, prevPa + LIST_HEAD.next, nextVa);
+    writeU64(mem, nextPa + LIST_HEAD.prev, prevVa);
     this.#counted(z, order, -(2 ** order));
   }
 
@@ -259,10 +254,10 @@ export class PglistData {
       const order = k % MAX_ORDER;
       zones.add(z);
       const at = this.pa + PGLIST_DATA.node_zones + z * ZONE.size + ZONE.free_area + order * FREE_AREA.size + FREE_AREA.nr_free;
-      this.#set(mem, at, BigInt(this.#lists[z]![order]!.links.size));
+      writeU64(mem, at, BigInt(this.#lists[z]![order]!.links.size));
     }
     for (const z of zones) {
-      this.#set(mem, this.pa + PGLIST_DATA.node_zones + z * ZONE.size + ZONE.vm_stat + NR_FREE_PAGES * 8, BigInt(this.#freePages[z]!));
+      writeU64(mem, this.pa + PGLIST_DATA.node_zones + z * ZONE.size + ZONE.vm_stat + NR_FREE_PAGES * 8, BigInt(this.#freePages[z]!));
     }
     this.#dirty.clear();
   }

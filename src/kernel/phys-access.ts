@@ -15,6 +15,13 @@ export interface PhysAccess {
   keyFor(pa: number): number;
 }
 
+/** A little-endian 64-bit store (a pointer, a list link, a counter) through `mem`. */
+export function writeU64(mem: PhysAccess, pa: number, v: bigint): void {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, v, true);
+  mem.write(pa, b);
+}
+
 /**
  * A kernel store the hardware refused (the RMP check): the CPU raised #PF
  * and nothing landed. Kernel code has no fix-up for it, so it unwinds to
