@@ -1,37 +1,15 @@
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync, openSync, writeSync, closeSync, truncateSync, statSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync, openSync, writeSync, closeSync, truncateSync, statSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cli } from '../helpers/cli.js';
+import { cli, smallScenarioDir } from '../helpers/cli.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- JSON parsed from the CLI is checked field by field */
 import { openVmcore } from '../../src/dump/vmcore-reader.js';
 import { ElfVmcoreReader } from '../../src/dump/elf-vmcore-reader.js';
 
 let dir = '';
-const small = `
-name: cli-small
-seed: 3
-machine:
-  memory: 1G
-  cpus: 2
-  devices:
-    - kind: rx-nic
-firstKernel:
-  cmdline: root=/dev/vda1 crashkernel=160M
-crashKernel:
-  initrdSize: 8M
-workload:
-  pages: 1500
-panic:
-  after: 100ms
-expect:
-  verdict: dump-complete
-`;
-
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'kdumpsim-cli-'));
-  writeFileSync(join(dir, 'small.yaml'), small);
+  dir = smallScenarioDir('cli', { name: 'cli-small', seed: 3, nic: true });
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -94,7 +72,7 @@ describe('kdumpsim run', () => {
   });
 
   it('an unmet expectation exits 1 and says what differed', () => {
-    writeFileSync(join(dir, 'wrong.yaml'), small.replace('verdict: dump-complete', 'verdict: crash-kernel-panic'));
+    writeFileSync(join(dir, 'wrong.yaml'), readFileSync(join(dir, 'small.yaml'), 'utf8').replace('verdict: dump-complete', 'verdict: crash-kernel-panic'));
     const r = cli(['run', join(dir, 'wrong.yaml')]);
     expect(r.status).toBe(1);
     expect(r.stdout).toContain('verdict: expected crash-kernel-panic, got dump-complete');

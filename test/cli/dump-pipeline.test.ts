@@ -5,34 +5,14 @@
 // giving the same bytes as the single-thread path.
 
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { cli } from '../helpers/cli.js';
+import { cli, smallScenarioDir } from '../helpers/cli.js';
 import { KdumpCompressedReader } from '../../src/dump/kdump-compressed-reader.js';
 
 let dir = '';
-const small = `
-name: cli-dump-pipeline
-seed: 5
-machine:
-  memory: 1G
-  cpus: 2
-firstKernel:
-  cmdline: root=/dev/vda1 crashkernel=160M
-crashKernel:
-  initrdSize: 8M
-workload:
-  pages: 1500
-panic:
-  after: 100ms
-expect:
-  verdict: dump-complete
-`;
-
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'kdumpsim-cli-pipeline-'));
-  writeFileSync(join(dir, 'small.yaml'), small);
+  dir = smallScenarioDir('cli-pipeline', { name: 'cli-dump-pipeline', seed: 5 });
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
